@@ -1,0 +1,44 @@
+"""Wrap raw k-space arrays (e.g. ``.npy`` files) into fastMRI-format HDF5 files."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from . import MriGenpriorError
+from .io import make_header_xml, write_kspace_file
+
+
+def sampling_mask(kspace: np.ndarray) -> np.ndarray:
+    """The sampling pattern of zero-filled k-space ``(slices, coils, H, W)``.
+
+    A location is sampled where any coil of any slice is non-zero. Returns ``(W,)``
+    if every readout line is either fully sampled or empty, else ``(H, W)``.
+    """
+    sampled = np.any(kspace != 0, axis=(0, 1))
+    rows_agree = np.all(sampled == sampled[:1], axis=0)
+    return sampled[0].astype(np.float32) if rows_agree.all() else sampled.astype(np.float32)
+
+
+def wrap_kspace(kspace: np.ndarray, out: os.PathLike | str, attrs: dict | None = None) -> Path:
+    """Write ``(coils, H, W)`` or ``(slices, coils, H, W)`` k-space as a fastMRI file.
+
+    The centred-FFT convention of fastMRI is assumed. Zero entries are taken as not
+    sampled: if any are present the file gets a ``mask`` (1-D or 2-D, see
+    :func:`sampling_mask`) and is treated as prospectively undersampled. There is no
+    reference image and no readout oversampling (recon size = k-space size).
+    """
+    kspace = np.asarray(kspace)
+    if kspace.ndim == 3:
+        kspace = kspace[None]
+    if kspace.ndim != 4 or not np.iscomplexobj(kspace):
+        raise MriGenpriorError(f"expected complex (coils, H, W) or (slices, coils, H, W), got {kspace.dtype} "
+                               f"{kspace.shape}")
+    if not np.all(np.isfinite(kspace)):
+        raise MriGenpriorError("k-space contains NaN or Inf values")
+    mask = sampling_mask(kspace)
+    h, w = kspace.shape[-2:]
+    header = make_header_xml((h, w, 1), (h, w, 1), pe_center=w // 2, pe_max=w - 1)
+    return write_kspace_file(out, kspace, header, dict(attrs or {}), mask=None if mask.all() else mask)

@@ -1,0 +1,294 @@
+"""Read fastMRI HDF5 volumes and write reconstructions atomically.
+
+A fastMRI file holds ``kspace`` — ``(slices, coils, H, W)`` multi-coil or
+``(slices, H, W)`` single-coil, complex — and optionally ``mask`` (``(W,)`` for test
+files; ``(H, W)`` is accepted for 2-D sampling), ``reconstruction_rss`` /
+``reconstruction_esc`` targets, attributes, and an ``ismrmrd_header`` XML string whose
+encoded/recon sizes and phase-encode limits define the output size and padding.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import tempfile
+import xml.etree.ElementTree as etree
+from pathlib import Path
+from typing import Iterator, Optional, Sequence, Tuple
+
+import h5py
+import numpy as np
+
+from . import MriGenpriorError, __version__
+
+ISMRMRD_NS = "http://www.ismrm.org/ISMRMRD"
+TARGET_KEYS = ("reconstruction_rss", "reconstruction_esc")
+
+
+@dataclasses.dataclass(frozen=True)
+class Header:
+    """Matrix sizes from the ISMRMRD header.
+
+    Attributes
+    ----------
+    encoded : (x, y, z) encoded matrix (x = readout, incl. oversampling).
+    recon : (x, y, z) reconstructed matrix (the output image is ``recon[:2]``).
+    padding : (left, right) phase-encode columns that hold acquired data; columns
+        outside ``[left, right)`` are zero padding and are never sampled.
+    """
+
+    encoded: Tuple[int, int, int]
+    recon: Tuple[int, int, int]
+    padding: Tuple[int, int]
+
+    @classmethod
+    def from_kspace_shape(cls, shape: Sequence[int]) -> "Header":
+        """Header for files without one: no oversampling, no padding."""
+        h, w = int(shape[-2]), int(shape[-1])
+        return cls((h, w, 1), (h, w, 1), (0, w))
+
+
+@dataclasses.dataclass
+class Volume:
+    """A lazily read fastMRI volume. Use :func:`open_volume` to get one.
+
+    Attributes
+    ----------
+    path : the file.
+    kspace : h5py dataset, ``(slices, coils, H, W)`` or ``(slices, H, W)`` complex.
+    mask : ``(W,)`` or ``(H, W)`` float32 sampling mask stored in the file, or None.
+    target : h5py dataset ``(slices, rh, rw)`` of the reference image, or None.
+    header : sizes and padding.
+    attrs : the file's root attributes.
+    """
+
+    path: Path
+    kspace: h5py.Dataset
+    mask: Optional[np.ndarray]
+    target: Optional[h5py.Dataset]
+    header: Header
+    attrs: dict
+
+    @property
+    def num_slices(self) -> int:
+        return int(self.kspace.shape[0])
+
+    @property
+    def multicoil(self) -> bool:
+        return self.kspace.ndim == 4
+
+    @property
+    def kspace_shape(self) -> Tuple[int, int]:
+        """(H, W) of one slice's k-space."""
+        return tuple(self.kspace.shape[-2:])
+
+    def read_slice(self, index: int) -> np.ndarray:
+        """Return slice ``index`` as ``(coils, H, W)`` complex64 (coils = 1 if single-coil).
+
+        Raises
+        ------
+        MriGenpriorError
+            If the slice holds NaN or Inf values, or cannot be read.
+        """
+        try:
+            data = np.asarray(self.kspace[index], dtype=np.complex64)
+        except (OSError, KeyError, ValueError) as err:
+            raise MriGenpriorError(f"{self.path}: cannot read kspace slice {index}: {err}") from err
+        if not np.all(np.isfinite(data)):
+            raise MriGenpriorError(f"{self.path}: kspace slice {index} contains NaN or Inf values")
+        return data if self.multicoil else data[None]
+
+    def read_target(self) -> Optional[np.ndarray]:
+        """The reference volume ``(slices, rh, rw)`` float32, or None."""
+        return None if self.target is None else np.asarray(self.target, dtype=np.float32)
+
+
+def parse_header(xml: bytes | str) -> Header:
+    """Parse encoded/recon sizes and phase-encode padding from an ISMRMRD header.
+
+    Follows ``fastmri.data.mri_data.SliceDataset._retrieve_metadata``.
+    """
+    try:
+        root = etree.fromstring(xml)
+        ns = {"m": ISMRMRD_NS}
+
+        def size(space: str) -> Tuple[int, int, int]:
+            return tuple(
+                int(root.find(f"m:encoding/m:{space}/m:matrixSize/m:{ax}", ns).text) for ax in "xyz"
+            )
+
+        limits = "m:encoding/m:encodingLimits/m:kspace_encoding_step_1"
+        center = int(root.find(f"{limits}/m:center", ns).text)
+        maximum = int(root.find(f"{limits}/m:maximum", ns).text) + 1
+        encoded, recon = size("encodedSpace"), size("reconSpace")
+    except (etree.ParseError, AttributeError, TypeError, ValueError) as err:
+        raise MriGenpriorError(f"malformed ismrmrd_header: {err}") from err
+    left = encoded[1] // 2 - center
+    return Header(encoded, recon, (left, left + maximum))
+
+
+def make_header_xml(encoded: Sequence[int], recon: Sequence[int], pe_center: int, pe_max: int) -> str:
+    """Build a minimal but valid ISMRMRD header with the fields fastMRI reads.
+
+    Parameters
+    ----------
+    encoded, recon : (x, y, z) matrix sizes.
+    pe_center, pe_max : ``kspace_encoding_step_1`` centre and maximum (inclusive).
+    """
+
+    def matrix(name: str, s: Sequence[int]) -> str:
+        return (
+            f"<{name}><matrixSize><x>{s[0]}</x><y>{s[1]}</y><z>{s[2]}</z></matrixSize>"
+            f"<fieldOfView_mm><x>{2.0 * s[0]:.1f}</x><y>{2.0 * s[1]:.1f}</y><z>1.0</z>"
+            f"</fieldOfView_mm></{name}>"
+        )
+
+    return (
+        '<?xml version="1.0" encoding="utf-8"?>'
+        f'<ismrmrdHeader xmlns="{ISMRMRD_NS}"><encoding>'
+        f"{matrix('encodedSpace', encoded)}{matrix('reconSpace', recon)}"
+        "<encodingLimits><kspace_encoding_step_1>"
+        f"<minimum>0</minimum><maximum>{pe_max}</maximum><center>{pe_center}</center>"
+        "</kspace_encoding_step_1></encodingLimits>"
+        "<trajectory>cartesian</trajectory></encoding></ismrmrdHeader>"
+    )
+
+
+def _validate_mask(mask: np.ndarray, shape: Tuple[int, int], path: Path) -> np.ndarray:
+    mask = np.asarray(mask, dtype=np.float32)
+    if mask.ndim == 1 and mask.shape[0] == shape[1]:
+        return mask
+    if mask.ndim == 2 and mask.shape == shape:
+        return mask
+    raise MriGenpriorError(
+        f"{path}: mask of shape {mask.shape} does not match kspace (H, W) = {shape}; "
+        "expected (W,) or (H, W)"
+    )
+
+
+@contextlib.contextmanager
+def open_volume(path: os.PathLike | str) -> Iterator[Volume]:
+    """Open a fastMRI HDF5 file for lazy, validated reading.
+
+    Raises
+    ------
+    MriGenpriorError
+        Missing or unreadable file, missing ``kspace``, wrong rank or dtype, a mask
+        that does not match the k-space, or a malformed header.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise MriGenpriorError(f"{path}: no such file")
+    try:
+        handle = h5py.File(path, "r")
+    except OSError as err:
+        raise MriGenpriorError(f"{path}: not a readable HDF5 file ({err})") from err
+    with handle:
+        if "kspace" not in handle:
+            raise MriGenpriorError(f"{path}: no 'kspace' dataset (found: {sorted(handle.keys())})")
+        kspace = handle["kspace"]
+        if kspace.ndim not in (3, 4):
+            raise MriGenpriorError(
+                f"{path}: kspace has rank {kspace.ndim}; expected (slices, coils, H, W) or (slices, H, W)"
+            )
+        if kspace.dtype.kind != "c":
+            raise MriGenpriorError(f"{path}: kspace has dtype {kspace.dtype}; expected complex")
+        if kspace.shape[0] == 0:
+            raise MriGenpriorError(f"{path}: kspace has no slices")
+        shape = tuple(kspace.shape[-2:])
+        try:
+            mask = _validate_mask(handle["mask"][()], shape, path) if "mask" in handle else None
+        except OSError as err:
+            raise MriGenpriorError(f"{path}: cannot read mask ({err})") from err
+        target = next((handle[k] for k in TARGET_KEYS if k in handle), None)
+        if "ismrmrd_header" in handle:
+            header = parse_header(handle["ismrmrd_header"][()])
+        else:
+            header = Header.from_kspace_shape(shape)
+        if header.padding[1] > shape[1] or header.padding[0] < 0:
+            raise MriGenpriorError(f"{path}: header padding {header.padding} exceeds kspace width {shape[1]}")
+        yield Volume(path, kspace, mask, target, header, dict(handle.attrs))
+
+
+@contextlib.contextmanager
+def atomic_path(final: Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``final``; rename it onto ``final`` on success.
+
+    On any exception the temporary file is removed, so no partial output is left.
+    """
+    final = Path(final)
+    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
+    os.close(fd)
+    tmp = Path(tmp)
+    try:
+        yield tmp
+        os.replace(tmp, final)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _set_attrs(handle: h5py.File, attrs: dict) -> None:
+    """Store attributes; dicts/lists become JSON strings, None values are left out."""
+    for key, value in attrs.items():
+        if value is None:
+            continue
+        handle.attrs[key] = json.dumps(value) if isinstance(value, (dict, list, tuple)) else value
+
+
+def write_reconstruction(out_dir: os.PathLike | str, name: str, recon: np.ndarray, attrs: dict) -> Path:
+    """Write a fastMRI submission file ``out_dir/name`` atomically.
+
+    Parameters
+    ----------
+    recon : ``(slices, H, W)`` real array, stored as float32 in dataset ``reconstruction``
+        with ``fastmri.save_reconstructions``.
+    attrs : provenance (method, acceleration, settings, ...); dicts and lists are stored
+        as JSON strings. The package version is always added.
+    """
+    from fastmri import save_reconstructions
+
+    out_dir = Path(out_dir)
+    recon = np.asarray(recon, dtype=np.float32)
+    if recon.ndim != 3:
+        raise ValueError(f"reconstruction must be (slices, H, W), got {recon.shape}")
+    if not np.all(np.isfinite(recon)):
+        raise MriGenpriorError(f"{name}: reconstruction contains NaN or Inf; nothing written")
+    final = out_dir / name
+    with atomic_path(final) as tmp:
+        save_reconstructions({tmp.name: recon}, out_dir)
+        with h5py.File(tmp, "a") as handle:
+            _set_attrs(handle, {**attrs, "mri_genprior_version": __version__})
+    return final
+
+
+def write_kspace_file(
+    path: os.PathLike | str,
+    kspace: np.ndarray,
+    header_xml: str,
+    attrs: dict,
+    mask: Optional[np.ndarray] = None,
+    target: Optional[np.ndarray] = None,
+) -> Path:
+    """Write a fastMRI-format raw-data file atomically.
+
+    Parameters
+    ----------
+    kspace : ``(slices, coils, H, W)`` or ``(slices, H, W)`` complex.
+    header_xml : ISMRMRD header (see :func:`make_header_xml`).
+    mask : optional ``(W,)`` or ``(H, W)`` sampling mask (prospective data).
+    target : optional ``(slices, rh, rw)`` reference, stored as ``reconstruction_rss``.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        with h5py.File(tmp, "w") as handle:
+            handle.create_dataset("kspace", data=np.asarray(kspace, dtype=np.complex64))
+            handle.create_dataset("ismrmrd_header", data=np.bytes_(header_xml))
+            if mask is not None:
+                handle.create_dataset("mask", data=np.asarray(mask))
+            if target is not None:
+                handle.create_dataset("reconstruction_rss", data=np.asarray(target, dtype=np.float32))
+            _set_attrs(handle, attrs)
+    return path

@@ -1,0 +1,140 @@
+"""Generator networks.
+
+Every generator maps a batch to images ``(N, channels, h, w)`` (real); 2 channels are
+the real and imaginary parts of a complex image, 1 channel is a magnitude image (see
+:func:`mri_genprior.solvers.latent.to_complex` for the phase model). Each stores the
+keyword arguments it was built with in ``self.config`` so that a checkpoint can
+rebuild it. No layer behaves differently in train and eval mode.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence, Tuple
+
+import torch
+from torch import nn
+
+
+class DCGANGenerator(nn.Module):
+    """DCGAN-style generator: z ``(N, latent_dim)`` -> ``(N, channels, size, size)``.
+
+    A linear layer makes a ``4 × 4`` feature map, then ``log2(size / 4)`` stride-2
+    transposed convolutions double the resolution (ReLU between, linear output).
+    ``size`` must be 4 · 2^n.
+    """
+
+    def __init__(self, latent_dim: int = 64, image_size: int = 64, channels: int = 2, width: int = 32):
+        super().__init__()
+        ups = math.log2(image_size / 4)
+        if image_size < 8 or not ups.is_integer():
+            raise ValueError(f"DCGAN image_size must be 4·2^n >= 8, got {image_size}")
+        self.config = dict(latent_dim=latent_dim, image_size=image_size, channels=channels, width=width)
+        self.latent_dim = latent_dim
+        widths = [width * 2 ** i for i in reversed(range(int(ups)))]
+        self.project = nn.Linear(latent_dim, widths[0] * 16)
+        layers = []
+        for w_in, w_out in zip(widths, widths[1:] + [widths[-1]]):
+            layers += [nn.ReLU(), nn.ConvTranspose2d(w_in, w_out, 4, stride=2, padding=1)]
+        layers += [nn.ReLU(), nn.Conv2d(widths[-1], channels, 3, padding=1)]
+        self.body = nn.Sequential(*layers)
+        self._first = widths[0]
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.body(self.project(z).view(z.shape[0], self._first, 4, 4))
+
+
+class VAE(nn.Module):
+    """Convolutional VAE whose decoder is a :class:`DCGANGenerator` (the prior used in solves).
+
+    ``encode(x)`` returns ``(mu, logvar)`` of ``q(z | x)``; ``decoder(z)`` is the
+    generator; ``forward(z)`` = ``decoder(z)`` so a VAE is used like any generator.
+    """
+
+    def __init__(self, latent_dim: int = 64, image_size: int = 64, channels: int = 2, width: int = 32):
+        super().__init__()
+        self.config = dict(latent_dim=latent_dim, image_size=image_size, channels=channels, width=width)
+        self.latent_dim = latent_dim
+        self.decoder = DCGANGenerator(latent_dim, image_size, channels, width)
+        downs = int(math.log2(image_size / 4))
+        layers, w_in = [], channels
+        for i in range(downs):
+            w_out = width * 2 ** i
+            layers += [nn.Conv2d(w_in, w_out, 4, stride=2, padding=1), nn.LeakyReLU(0.2)]
+            w_in = w_out
+        self.encoder = nn.Sequential(*layers, nn.Flatten(), nn.Linear(w_in * 16, 2 * latent_dim))
+
+    def encode(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        mu, logvar = self.encoder(x).chunk(2, dim=1)
+        return mu, logvar
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.decoder(z)
+
+
+class DeepDecoder(nn.Module):
+    """Untrained decoder (Heckel & Hand's deep decoder; ConvDecoder with ``kernel_size=3``).
+
+    A fixed random input ``(1, channels, h0, w0)`` goes through ``layers`` blocks of
+    convolution → upsampling → ReLU → channel normalisation, then a final convolution
+    to ``out_channels``. Feature-map sizes grow geometrically from
+    ``output_size / 2**layers`` to ``output_size``, so any output size works.
+    ``forward(z)`` takes the input tensor (see :meth:`fixed_input`).
+    """
+
+    def __init__(self, output_size: Sequence[int] = (64, 64), channels: int = 64, layers: int = 4,
+                 kernel_size: int = 1, out_channels: int = 2):
+        super().__init__()
+        h, w = int(output_size[0]), int(output_size[1])
+        self.config = dict(output_size=[h, w], channels=channels, layers=layers, kernel_size=kernel_size,
+                           out_channels=out_channels)
+        start = (max(2, h >> layers), max(2, w >> layers))
+        self.input_shape = (channels,) + start
+        sizes = [(round(start[0] * (h / start[0]) ** (i / layers)), round(start[1] * (w / start[1]) ** (i / layers)))
+                 for i in range(1, layers + 1)]
+        pad = kernel_size // 2
+        blocks = []
+        for size in sizes:
+            blocks += [nn.Conv2d(channels, channels, kernel_size, padding=pad, padding_mode="reflect", bias=False),
+                       nn.Upsample(size=size, mode="bilinear", align_corners=False), nn.ReLU(),
+                       nn.InstanceNorm2d(channels, affine=True, track_running_stats=False)]
+        blocks.append(nn.Conv2d(channels, out_channels, kernel_size, padding=pad, padding_mode="reflect"))
+        self.body = nn.Sequential(*blocks)
+
+    def fixed_input(self, generator: torch.Generator, scale: float = 0.1) -> torch.Tensor:
+        """The network's fixed random input ``(1, *input_shape)`` (uniform, scaled)."""
+        return scale * torch.rand((1,) + self.input_shape, generator=generator)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.body(z)
+
+
+class ExpansiveReLU(nn.Module):
+    """Hand & Voroninski's random generator ``G(z) = relu(W_d … relu(W_1 z))``.
+
+    ``dims = [k, n_1, …, n_d]``; weights are i.i.d. N(0, 1/n_i) (no biases), drawn from
+    ``seed``. With ``image_shape = (h, w)`` (h·w = n_d) the output is reshaped to a
+    1-channel image ``(N, 1, h, w)``; otherwise it is ``(N, n_d)``.
+    """
+
+    def __init__(self, dims: Sequence[int] = (10, 40, 160), seed: int = 0, image_shape: Sequence[int] | None = None):
+        super().__init__()
+        dims = [int(d) for d in dims]
+        if image_shape is not None and image_shape[0] * image_shape[1] != dims[-1]:
+            raise ValueError(f"image_shape {tuple(image_shape)} does not hold {dims[-1]} outputs")
+        self.config = dict(dims=dims, seed=seed, image_shape=None if image_shape is None else list(image_shape))
+        self.latent_dim = dims[0]
+        gen = torch.Generator().manual_seed(seed)
+        self.layers = nn.ModuleList()
+        for n_in, n_out in zip(dims, dims[1:]):
+            layer = nn.Linear(n_in, n_out, bias=False)
+            with torch.no_grad():
+                layer.weight.copy_(torch.randn(n_out, n_in, generator=gen) / math.sqrt(n_out))
+            self.layers.append(layer)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        for layer in self.layers:
+            z = torch.relu(layer(z))
+        if self.config["image_shape"] is not None:
+            return z.view(z.shape[0], 1, *self.config["image_shape"])
+        return z

@@ -1,0 +1,36 @@
+"""Shared fixtures: synthetic fastMRI files (real ISMRMRD headers), device and rng."""
+
+import numpy as np
+import pytest
+import torch
+
+from mri_genprior.synthetic import write_synthetic_dataset
+
+SHARED_KSPACE = __import__("pathlib").Path(__file__).resolve().parents[2] / "shared/data/sigpy_brain_8coil/cartesian_ksp.npy"
+
+
+@pytest.fixture(scope="session")
+def synth_dir(tmp_path_factory):
+    """Two 8-coil files, 2 slices each, 64×64 recon matrix, 128-sample oversampled readout."""
+    out = tmp_path_factory.mktemp("synth")
+    write_synthetic_dataset(out, num_files=2, slices=2, size=(64, 64), coils=8, noise=0.005, seed=1)
+    return out
+
+
+@pytest.fixture(scope="session")
+def synth_file(synth_dir):
+    return sorted(synth_dir.glob("*.h5"))[0]
+
+
+@pytest.fixture
+def device():
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(1234)
+
+
+def crandn(rng, shape):
+    return (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)).astype(np.complex64)
