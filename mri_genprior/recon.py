@@ -6,7 +6,7 @@ For each slice of a fastMRI file::
             ─► mask (the file's own, or a retrospective one), ``y = k * mask + 0.0``
             ─► scale by the 99th percentile of the zero-filled RSS image
             ─► ESPIRiT maps from the calibration region (methods that need them)
-            ─► method.reconstruct on batches of slices
+            ─► method.reconstruct on batches of slices, zero outside the maps' support
             ─► magnitude × scale ─► centre crop/pad to reconSpace (x, y)
 
 The result is ``(slices, recon_x, recon_y)`` float32 in the units of
@@ -131,6 +131,8 @@ def reconstruct_volume(path: os.PathLike | str, method: Reconstructor, mask_spec
             indices = range(first, min(first + batch_size, volume.num_slices))
             batch = prepare_batch(volume, indices, mask, crop_readout, method.needs_maps, device)
             images = method.reconstruct(batch.y, batch.mps, batch.weights, device)
+            if batch.mps is not None:  # A sees nothing outside the coil support: zero it there
+                images = images * (np.abs(batch.mps).sum(1) > 0)
             if not np.all(np.isfinite(images)):
                 raise MriGenpriorError(f"{method.name} produced NaN/Inf on slices {list(indices)}")
             magnitude = np.abs(images) * batch.scales[:, None, None]

@@ -173,7 +173,8 @@ class UntrainedDecoder(Reconstructor):
     """Deep decoder: an untrained network fitted to one slice from a fixed random input.
 
     Early stopping keeps the iterate with the lowest loss on ``holdout`` of the
-    measured k-space samples (no ground truth needed).
+    measured k-space samples (no ground truth needed); the measured samples are then
+    restored (``data_consistency``, as in Darestani & Heckel 2021).
     """
 
     name = "deep-decoder"
@@ -184,7 +185,7 @@ class UntrainedDecoder(Reconstructor):
     lr: float = 0.005
     holdout: float = 0.05
     patience: int = 200
-    data_consistency: bool = False
+    data_consistency: bool = True
     seed: int = 0
 
     def __post_init__(self):

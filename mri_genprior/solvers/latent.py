@@ -80,6 +80,7 @@ class FitOptions:
     sign_flip_every: int = 0  # 0: off
     holdout: float = 0.0      # fraction of measured samples held out for early stopping
     patience: int = 100
+    optimizer: str = "adam"   # "adam", or "sgd" (plain gradient descent, as analysed by Hand & Voroninski)
 
 
 @dataclasses.dataclass
@@ -138,7 +139,9 @@ def fit(op, y: torch.Tensor, generator: nn.Module, z0: torch.Tensor, options: Fi
     if options.sparse_lamda > 0:
         nu = torch.zeros((y.shape[0],) + tuple(grid), dtype=torch.complex64, device=y.device, requires_grad=True)
         groups.append({"params": [nu], "lr": options.lr})
-    optimiser = torch.optim.Adam(groups)
+    if options.optimizer not in ("adam", "sgd"):
+        raise ValueError(f"optimizer must be 'adam' or 'sgd', got {options.optimizer!r}")
+    optimiser = (torch.optim.Adam if options.optimizer == "adam" else torch.optim.SGD)(groups)
     held = holdout_mask(y, options.holdout, rng) if options.holdout > 0 else None
     train_weight = None if held is None else (~held).to(torch.float32)
 

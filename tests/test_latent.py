@@ -1,0 +1,156 @@
+"""Generative-prior solvers: recovery, sign flips, untrained priors, checkpoints."""
+
+import pickle
+
+import numpy as np
+import pytest
+import sigpy.mri as mr
+import torch
+
+from mri_genprior import MriGenpriorError
+from mri_genprior.metrics import volume_metrics
+from mri_genprior.physics import SenseOp
+from mri_genprior.priors import load_checkpoint, save_checkpoint
+from mri_genprior.priors.networks import DCGANGenerator, DeepDecoder, ExpansiveReLU
+from mri_genprior.recon import MaskSpec, reconstruct_volume
+from mri_genprior.solvers import make_method
+from mri_genprior.solvers.latent import FitOptions, embed, fit
+
+
+class GaussianOp:
+    """y = A vec(x) with a complex Gaussian matrix: a user-defined torch operator."""
+
+    def __init__(self, a, shape):
+        self.a, self.shape = a, shape
+
+    def forward(self, x):
+        return x.flatten(1) @ self.a.T
+
+    def adjoint(self, y):
+        return (y @ self.a.conj()).view(-1, *self.shape)
+
+
+@pytest.fixture
+def relu_problem():
+    g = torch.Generator().manual_seed(0)
+    net = ExpansiveReLU((10, 100, 500), seed=1, image_shape=(1, 500))
+    a = (torch.randn(100, 500, generator=g) / 10).to(torch.complex64)
+    op = GaussianOp(a, (1, 500))
+    z0 = torch.randn(1, 10, generator=g).repeat(40, 1)
+    with torch.no_grad():
+        x0 = net(z0)[:, 0].to(torch.complex64)
+    init = -z0 + 0.3 * torch.randn(40, 10, generator=g)  # start near the wrong basin
+    return net, op, z0, x0, op.forward(x0), init
+
+
+def test_plain_descent_from_minus_z0_ends_at_negative_multiple(relu_problem):
+    net, op, z0, x0, y, init = relu_problem
+    r = fit(op, y, net, init, FitOptions(steps=500, lr=0.5, optimizer="sgd"), (1, 500))
+    cos = (r.z * z0).sum(1) / (r.z.norm(dim=1) * z0.norm(dim=1))
+    stuck = cos < 0
+    assert stuck.float().mean() > 0.3  # many trials stay in the spurious basin
+    ratio = r.images[stuck].abs().flatten(1).norm(dim=1) / x0[stuck].abs().flatten(1).norm(dim=1)
+    assert torch.all((ratio > 0.5) & (ratio < 0.9))  # a shrunken image, not x0 (H&V's −ρ_d point)
+
+
+def test_sign_flip_reaches_true_basin(relu_problem):
+    net, op, z0, x0, y, init = relu_problem
+    r = fit(op, y, net, init, FitOptions(steps=500, lr=0.5, optimizer="sgd", sign_flip_every=10), (1, 500))
+    err = (r.z - z0).norm(dim=1) / z0.norm(dim=1)
+    assert r.flips >= 40 and torch.all(err < 0.05)
+
+
+def _sense_problem(b=2, size=16, coils=4):
+    mps = mr.birdcage_maps((coils, size, size)).astype(np.complex64)
+    mps /= np.sqrt((np.abs(mps) ** 2).sum(0, keepdims=True))
+    cols = np.zeros(size, bool)
+    cols[size // 2 - 1: size // 2 + 1] = True  # 2 centre lines + 2 outer lines: 4x
+    cols[[size // 8, size - size // 8]] = True
+    weights = np.broadcast_to(cols.astype(np.float32), (b, size, size)).copy()
+    return np.broadcast_to(mps, (b,) + mps.shape).copy(), weights
+
+
+def test_csgm_recovers_latent_from_undersampled_multicoil(tmp_path, device):
+    net = ExpansiveReLU((8, 64, 256), seed=3, image_shape=(16, 16))
+    ckpt = save_checkpoint(tmp_path / "relu.pt", net)
+    mps, weights = _sense_problem()
+    assert weights[0].mean() <= 0.25  # >= 4x undersampled
+    z0 = torch.randn(2, 8, generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        x0 = net(z0)[:, 0].to(torch.complex64)
+    op = SenseOp(torch.from_numpy(mps), torch.from_numpy(weights))
+    y = op.forward(x0).numpy()
+    method = make_method("csgm", prior=str(ckpt), steps=600, lr=0.05, lamda_z=0.0, restarts=6)
+    x = method.reconstruct(y, mps, weights, device)
+    rel = np.linalg.norm(x - x0.numpy()) / np.linalg.norm(x0.numpy())
+    assert rel < 0.05
+    assert len(method.diagnostics) == 2 and all(len(d["restart_losses"]) == 6 for d in method.diagnostics)
+    best = [min(d["restart_losses"]) for d in method.diagnostics]
+    assert [d["final_loss"] for d in method.diagnostics] == best  # the best restart is kept
+
+
+def test_untrained_decoder_beats_zero_filled(synth_file):
+    import h5py
+
+    target = h5py.File(synth_file)["reconstruction_rss"][()]
+    spec = MaskSpec("random", 4, 0.25)
+    zf, _ = reconstruct_volume(synth_file, make_method("zero-filled"), spec, "cpu", progress=False)
+    dd, info = reconstruct_volume(synth_file, make_method("convdecoder", steps=400, channels=32), spec, "cpu",
+                                  progress=False)
+    m_zf, m_dd = volume_metrics(target, zf), volume_metrics(target, dd)
+    assert m_dd["SSIM"] > m_zf["SSIM"] and m_dd["PSNR"] > m_zf["PSNR"], (m_dd, m_zf)
+    assert all(d["steps"] <= 400 and np.isfinite(d["holdout_loss"]) for d in info["diagnostics"])
+
+
+@pytest.mark.parametrize("name", ["sign-flip", "sparse-gen", "image-adaptive"])
+def test_trained_prior_methods_run_and_fit_data(name, tmp_path, device):
+    torch.manual_seed(0)
+    net = DCGANGenerator(latent_dim=16, image_size=16, channels=2, width=8)
+    ckpt = save_checkpoint(tmp_path / "dcgan.pt", net)
+    mps, weights = _sense_problem(b=1)
+    rng = np.random.default_rng(1)
+    y = (rng.standard_normal((1, 4, 16, 16)) * weights[:, None]).astype(np.complex64)
+    params = {"prior": str(ckpt), "steps": 30, "restarts": 2}
+    if name == "image-adaptive":
+        params.update(adapt_steps=20)
+    x = make_method(name, **params).reconstruct(y, mps, weights, device)
+    assert x.shape == (1, 16, 16) and np.isfinite(x).all()
+
+
+def test_embed_pads_and_crops_centrally():
+    x = torch.ones(1, 4, 4, dtype=torch.complex64)
+    big = embed(x, (8, 6))
+    assert big.shape == (1, 8, 6) and big.abs().sum() == 16 and big[0, 2:6, 1:5].abs().sum() == 16
+    assert torch.equal(embed(big, (4, 4)), x)
+
+
+def test_checkpoint_round_trip_and_mismatch(tmp_path):
+    net = DCGANGenerator(latent_dim=8, image_size=16, channels=2, width=4)
+    path = save_checkpoint(tmp_path / "g.pt", net)
+    loaded, config = load_checkpoint(path)
+    z = torch.randn(3, 8)
+    assert torch.equal(loaded(z), net(z)) and config["architecture"] == "dcgan"
+    payload = torch.load(path, weights_only=True)
+    payload["config"]["width"] = 8  # config no longer matches the weights
+    torch.save(payload, tmp_path / "bad.pt")
+    with pytest.raises(MriGenpriorError, match="do not match architecture 'dcgan'"):
+        load_checkpoint(tmp_path / "bad.pt")
+
+
+class Evil:
+    def __reduce__(self):
+        return (print, ("pwned",))
+
+
+def test_checkpoint_with_pickled_code_is_refused(tmp_path):
+    path = tmp_path / "evil.pt"
+    with open(path, "wb") as f:
+        pickle.dump({"config": {"architecture": "dcgan"}, "state_dict": Evil()}, f)
+    with pytest.raises(MriGenpriorError, match="refused or unreadable checkpoint"):
+        load_checkpoint(path)
+
+
+def test_deep_decoder_any_output_size():
+    net = DeepDecoder((37, 50), channels=8, layers=3)
+    out = net(net.fixed_input(torch.Generator().manual_seed(0)))
+    assert out.shape == (1, 2, 37, 50)
