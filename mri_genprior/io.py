@@ -255,6 +255,7 @@ def write_reconstruction(out_dir: os.PathLike | str, name: str, recon: np.ndarra
         raise ValueError(f"reconstruction must be (slices, H, W), got {recon.shape}")
     if not np.all(np.isfinite(recon)):
         raise MriGenpriorError(f"{name}: reconstruction contains NaN or Inf; nothing written")
+    out_dir.mkdir(parents=True, exist_ok=True)
     final = out_dir / name
     with atomic_path(final) as tmp:
         save_reconstructions({tmp.name: recon}, out_dir)
