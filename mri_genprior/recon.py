@@ -137,7 +137,7 @@ def reconstruct_volume(path: os.PathLike | str, method: Reconstructor, mask_spec
                 raise MriGenpriorError(f"{method.name} produced NaN/Inf on slices {list(indices)}")
             magnitude = np.abs(images) * batch.scales[:, None, None]
             recon[indices.start:indices.stop] = crop_or_pad(magnitude, out_shape)
-            diagnostics.extend(getattr(method, "diagnostics", []) or [])
+            diagnostics.extend(method.diagnostics)
             bar.update(len(indices))
         bar.close()
         padding = volume.header.padding if mask.ndim == 1 else None

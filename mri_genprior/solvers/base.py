@@ -16,7 +16,7 @@ where, for a batch of B slices of a volume,
 from __future__ import annotations
 
 import dataclasses
-from typing import ClassVar, Optional
+from typing import ClassVar, List, Optional
 
 import numpy as np
 import torch
@@ -28,6 +28,9 @@ class Reconstructor:
 
     name: ClassVar[str] = ""
     needs_maps: ClassVar[bool] = True
+
+    def __post_init__(self):
+        self.diagnostics: List[dict] = []  # per-slice records of the last reconstruct call
 
     def settings(self) -> dict:
         """Hyper-parameters as a JSON-able dict (recorded in outputs)."""

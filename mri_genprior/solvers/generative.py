@@ -23,7 +23,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import functools
-from typing import List, Tuple
+from typing import Tuple
 
 import numpy as np
 import torch
@@ -64,9 +64,6 @@ class CSGM(Reconstructor):
     sign_flip_every: int = 0
     data_consistency: bool = False
     seed: int = 0
-
-    def __post_init__(self):
-        self.diagnostics: List[dict] = []
 
     def _generator(self, device):
         if not self.prior:
@@ -187,9 +184,6 @@ class UntrainedDecoder(Reconstructor):
     patience: int = 200
     data_consistency: bool = True
     seed: int = 0
-
-    def __post_init__(self):
-        self.diagnostics: List[dict] = []
 
     def reconstruct(self, y, mps, weights, device):
         yt, mt, wt = _tensors(y, mps, weights, device)
