@@ -1,12 +1,15 @@
 """Shared fixtures: synthetic fastMRI files (real ISMRMRD headers), device and rng."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 
 from mri_genprior.synthetic import write_synthetic_dataset
 
-SHARED_KSPACE = __import__("pathlib").Path(__file__).resolve().parents[2] / "shared/data/sigpy_brain_8coil/cartesian_ksp.npy"
+# the project's shared data lies beside the checkout: <checkout>/../shared
+SHARED_KSPACE = Path(__file__).resolve().parents[2] / "shared/data/sigpy_brain_8coil/cartesian_ksp.npy"
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,6 @@
 """End-to-end: classical methods, metrics equal to fastMRI's evaluate, CLI behaviour."""
 
 import argparse
-import shutil
 
 import h5py
 import numpy as np
