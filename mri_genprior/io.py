@@ -237,7 +237,8 @@ def _set_attrs(handle: h5py.File, attrs: dict) -> None:
         handle.attrs[key] = json.dumps(value) if isinstance(value, (dict, list, tuple)) else value
 
 
-def write_reconstruction(out_dir: os.PathLike | str, name: str, recon: np.ndarray, attrs: dict) -> Path:
+def write_reconstruction(out_dir: os.PathLike | str, name: str, recon: np.ndarray, attrs: dict,
+                         extra: Optional[dict] = None) -> Path:
     """Write a fastMRI submission file ``out_dir/name`` atomically.
 
     Parameters
@@ -246,6 +247,7 @@ def write_reconstruction(out_dir: os.PathLike | str, name: str, recon: np.ndarra
         with ``fastmri.save_reconstructions``.
     attrs : provenance (method, acceleration, settings, ...); dicts and lists are stored
         as JSON strings. The package version is always added.
+    extra : further float32 datasets by name (e.g. ``reconstruction_std``).
     """
     from fastmri import save_reconstructions
 
@@ -260,6 +262,8 @@ def write_reconstruction(out_dir: os.PathLike | str, name: str, recon: np.ndarra
     with atomic_path(final) as tmp:
         save_reconstructions({tmp.name: recon}, out_dir)
         with h5py.File(tmp, "a") as handle:
+            for key, value in (extra or {}).items():
+                handle.create_dataset(key, data=np.asarray(value, dtype=np.float32))
             _set_attrs(handle, {**attrs, "mri_genprior_version": __version__})
     return final
 

@@ -117,7 +117,9 @@ def reconstruct_volume(path: os.PathLike | str, method: Reconstructor, mask_spec
     -------
     recon : ``(slices, recon_x, recon_y)`` float32 magnitude images in file units.
     info : provenance — method settings, mask kind and achieved acceleration, device,
-        seconds, and per-batch diagnostics reported by the method.
+        seconds, and per-slice diagnostics reported by the method; with methods that
+        report uncertainty (``csgm ... std_map=True``), also ``reconstruction_std``,
+        a ``(slices, recon_x, recon_y)`` array on the same scale as ``recon``.
     """
     device = resolve_device(device)
     start = time.perf_counter()
@@ -126,7 +128,7 @@ def reconstruct_volume(path: os.PathLike | str, method: Reconstructor, mask_spec
         out_shape = volume.header.recon[:2]
         recon = np.empty((volume.num_slices,) + tuple(out_shape), dtype=np.float32)
         bar = tqdm(total=volume.num_slices, desc=Path(path).name, unit="slice", disable=not progress, leave=False)
-        diagnostics = []
+        diagnostics, std = [], None
         for first in range(0, volume.num_slices, batch_size):
             indices = range(first, min(first + batch_size, volume.num_slices))
             batch = prepare_batch(volume, indices, mask, crop_readout, method.needs_maps, device)
@@ -138,6 +140,10 @@ def reconstruct_volume(path: os.PathLike | str, method: Reconstructor, mask_spec
             magnitude = np.abs(images) * batch.scales[:, None, None]
             recon[indices.start:indices.stop] = crop_or_pad(magnitude, out_shape)
             diagnostics.extend(method.diagnostics)
+            if method.uncertainty is not None:
+                std = np.zeros_like(recon) if std is None else std
+                std[indices.start:indices.stop] = crop_or_pad(method.uncertainty * batch.scales[:, None, None],
+                                                              out_shape)
             bar.update(len(indices))
         bar.close()
         padding = volume.header.padding if mask.ndim == 1 else None
@@ -154,6 +160,8 @@ def reconstruct_volume(path: os.PathLike | str, method: Reconstructor, mask_spec
         }
         if diagnostics:
             info["diagnostics"] = diagnostics
+        if std is not None:
+            info["reconstruction_std"] = std
     return recon, info
 
 
@@ -167,4 +175,5 @@ def reconstruct_file(path: os.PathLike | str, out_dir: os.PathLike | str, method
                      progress: bool = True) -> Path:
     """Reconstruct ``path`` and write ``out_dir/<same name>`` atomically; return the output path."""
     recon, info = reconstruct_volume(path, method, mask_spec, device, batch_size, progress)
-    return write_reconstruction(out_dir, output_name(path), recon, info)
+    extra = {"reconstruction_std": info.pop("reconstruction_std")} if "reconstruction_std" in info else {}
+    return write_reconstruction(out_dir, output_name(path), recon, info, extra)

@@ -154,3 +154,25 @@ def test_deep_decoder_any_output_size():
     net = DeepDecoder((37, 50), channels=8, layers=3)
     out = net(net.fixed_input(torch.Generator().manual_seed(0)))
     assert out.shape == (1, 2, 37, 50)
+
+
+def test_restart_std_map_written_beside_reconstruction(tmp_path, synth_file):
+    import h5py
+
+    from mri_genprior.recon import reconstruct_file
+
+    torch.manual_seed(0)
+    ckpt = save_checkpoint(tmp_path / "g.pt", DCGANGenerator(latent_dim=8, image_size=32, channels=2, width=4))
+    method = make_method("csgm", prior=str(ckpt), steps=20, restarts=3, std_map=True, good_restart_ratio=1e9)
+    out = reconstruct_file(synth_file, tmp_path / "out", method, MaskSpec("random", 4, 0.25), "cpu",
+                           progress=False)
+    with h5py.File(out) as f:
+        std = f["reconstruction_std"][()]
+        assert std.shape == f["reconstruction"].shape and np.isfinite(std).all()
+    # with every restart "good", the map is the population std of |x| over the 3 restarts
+    images = torch.stack([torch.full((4, 4), v) for v in (1.0, 2.0, 4.0)])
+    got = method._restart_std(images.to(torch.complex64), torch.tensor([[1.0, 2.0, 3.0]]))
+    np.testing.assert_allclose(got, np.full((1, 4, 4), np.std([1.0, 2.0, 4.0])), rtol=1e-6)
+    method.good_restart_ratio = 1.5  # now only losses <= 1.5: restarts 0 (1.0) and nothing else within 1.5×1
+    got = method._restart_std(images.to(torch.complex64), torch.tensor([[1.0, 2.0, 3.0]]))
+    np.testing.assert_allclose(got, np.zeros((1, 4, 4)), atol=1e-7)

@@ -31,6 +31,7 @@ class Reconstructor:
 
     def __post_init__(self):
         self.diagnostics: List[dict] = []  # per-slice records of the last reconstruct call
+        self.uncertainty: Optional[np.ndarray] = None  # (B, H, W) per-pixel std of the last call, if any
 
     def settings(self) -> dict:
         """Hyper-parameters as a JSON-able dict (recorded in outputs)."""

@@ -62,6 +62,8 @@ class CSGM(Reconstructor):
     restarts: int = 4
     sign_flip_every: int = 0
     data_consistency: bool = False
+    std_map: bool = False     # also return the per-pixel std of |x| over the good restarts
+    good_restart_ratio: float = 1.5  # a restart is "good" if its loss <= ratio × the best loss
     seed: int = 0
 
     def _generator(self, device):
@@ -95,12 +97,22 @@ class CSGM(Reconstructor):
                               yt, mt, wt, generator, config, rng)
         if self.data_consistency:
             images = _data_consistency(SenseOp(mt, wt), images, yt)
+        self.uncertainty = self._restart_std(result.images, losses) if self.std_map else None
         self.diagnostics = [
             {"method": self.name, "restart": int(best[b]), "restart_losses": [float(v) for v in losses[b]],
              "final_loss": float(losses[b, best[b]]), "steps": result.steps, "sign_flips": result.flips}
             for b in range(len(best))
         ]
         return images.cpu().numpy()
+
+    def _restart_std(self, images: torch.Tensor, losses: torch.Tensor) -> np.ndarray:
+        """Per-pixel std of |x| over the restarts with loss <= good_restart_ratio × best: ``(B, H, W)``."""
+        mags = images.abs().view(losses.shape + images.shape[-2:])
+        good = (losses <= self.good_restart_ratio * losses.min(1, keepdim=True).values).to(mags.dtype)
+        count = good.sum(1)[:, None, None]
+        mean = (mags * good[..., None, None]).sum(1) / count
+        var = ((mags - mean[:, None]) ** 2 * good[..., None, None]).sum(1) / count
+        return var.sqrt().cpu().numpy()
 
     def _sparse_lamda(self) -> float:
         return 0.0
