@@ -25,6 +25,7 @@ import dataclasses
 import functools
 from typing import Tuple
 
+import numpy as np
 import torch
 
 from .. import MriGenpriorError, masks
