@@ -176,3 +176,20 @@ def test_restart_std_map_written_beside_reconstruction(tmp_path, synth_file):
     method.good_restart_ratio = 1.5  # now only losses <= 1.5: restarts 0 (1.0) and nothing else within 1.5×1
     got = method._restart_std(images.to(torch.complex64), torch.tensor([[1.0, 2.0, 3.0]]))
     np.testing.assert_allclose(got, np.zeros((1, 4, 4)), atol=1e-7)
+
+
+def test_image_adaptive_moves_the_weights_of_its_own_copy_only(tmp_path, device):
+    torch.manual_seed(0)
+    ckpt = save_checkpoint(tmp_path / "g.pt", DCGANGenerator(latent_dim=16, image_size=16, channels=2, width=8))
+    mps, weights = _sense_problem(b=1)
+    y = (np.random.default_rng(2).standard_normal((1, 4, 16, 16)) * weights[:, None]).astype(np.complex64)
+    csgm = make_method("csgm", prior=str(ckpt), steps=30, restarts=1, seed=3)
+    iagan = make_method("image-adaptive", prior=str(ckpt), steps=30, restarts=1, seed=3, adapt_steps=30,
+                        adapt_lr=1e-2, holdout=0.0)
+    x_csgm = csgm.reconstruct(y, mps, weights, device)
+    x_iagan = iagan.reconstruct(y, mps, weights, device)
+    fit_err = lambda x: np.linalg.norm((SenseOp(torch.from_numpy(mps), torch.from_numpy(weights))  # noqa: E731
+                                        .forward(torch.from_numpy(x)).numpy() - y))
+    assert fit_err(x_iagan) < 0.95 * fit_err(x_csgm)  # adapting the weights fits the data better
+    again = csgm.reconstruct(y, mps, weights, device)  # the shared (cached) prior is unchanged
+    np.testing.assert_allclose(again, x_csgm, atol=1e-6)

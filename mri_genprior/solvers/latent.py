@@ -131,10 +131,9 @@ def fit(op, y: torch.Tensor, generator: nn.Module, z0: torch.Tensor, options: Fi
     rng = rng or torch.Generator().manual_seed(0)
     z = z0.detach().clone().requires_grad_(options.lr > 0)
     groups = [{"params": [z], "lr": options.lr}] if options.lr > 0 else []
+    generator.requires_grad_(options.net_lr > 0)  # a fixed prior gets no weight gradients
     if options.net_lr > 0:
         groups.append({"params": list(generator.parameters()), "lr": options.net_lr})
-    else:
-        generator.requires_grad_(False)
     nu = None
     if options.sparse_lamda > 0:
         nu = torch.zeros((y.shape[0],) + tuple(grid), dtype=torch.complex64, device=y.device, requires_grad=True)
