@@ -180,9 +180,12 @@ def fit(op, y: torch.Tensor, generator: nn.Module, z0: torch.Tensor, options: Fi
             if since_best >= options.patience:
                 break
     with torch.no_grad():
-        _, x, residual = objective(z)
-        images = x if best_images is None else best_images
-        data_loss = _per_item(op.forward(images) - y)
+        if best_images is None:
+            _, images, residual = objective(z)
+        else:
+            images = best_images
+            residual = op.forward(images) - y
+        data_loss = _per_item(residual)
     return FitResult(images.detach(), z.detach(), data_loss.detach(),
                      best_val if held is not None else torch.full_like(data_loss, float("nan")), step, flips)
 
