@@ -133,8 +133,9 @@ def reconstruct_volume(path: os.PathLike | str, method: Reconstructor, mask_spec
             indices = range(first, min(first + batch_size, volume.num_slices))
             batch = prepare_batch(volume, indices, mask, crop_readout, method.needs_maps, device)
             images = method.reconstruct(batch.y, batch.mps, batch.weights, device)
-            if batch.mps is not None:  # A sees nothing outside the coil support: zero it there
-                images = images * (np.abs(batch.mps).sum(1) > 0)
+            # A sees nothing outside the coil support: zero images (and uncertainty) there
+            support = 1.0 if batch.mps is None else (np.abs(batch.mps).sum(1) > 0)
+            images = images * support
             if not np.all(np.isfinite(images)):
                 raise MriGenpriorError(f"{method.name} produced NaN/Inf on slices {list(indices)}")
             magnitude = np.abs(images) * batch.scales[:, None, None]
@@ -142,8 +143,8 @@ def reconstruct_volume(path: os.PathLike | str, method: Reconstructor, mask_spec
             diagnostics.extend(method.diagnostics)
             if method.uncertainty is not None:
                 std = np.zeros_like(recon) if std is None else std
-                std[indices.start:indices.stop] = crop_or_pad(method.uncertainty * batch.scales[:, None, None],
-                                                              out_shape)
+                std[indices.start:indices.stop] = crop_or_pad(
+                    method.uncertainty * support * batch.scales[:, None, None], out_shape)
             bar.update(len(indices))
         bar.close()
         padding = volume.header.padding if mask.ndim == 1 else None

@@ -167,8 +167,10 @@ def test_restart_std_map_written_beside_reconstruction(tmp_path, synth_file):
     out = reconstruct_file(synth_file, tmp_path / "out", method, MaskSpec("random", 4, 0.25), "cpu",
                            progress=False)
     with h5py.File(out) as f:
-        std = f["reconstruction_std"][()]
-        assert std.shape == f["reconstruction"].shape and np.isfinite(std).all()
+        std, recon = f["reconstruction_std"][()], f["reconstruction"][()]
+        assert std.shape == recon.shape and np.isfinite(std).all() and std.max() > 0
+        outside = recon == 0  # outside the coil support both maps are zero
+        assert outside.any() and np.all(std[outside] == 0)
     # with every restart "good", the map is the population std of |x| over the 3 restarts
     images = torch.stack([torch.full((4, 4), v) for v in (1.0, 2.0, 4.0)])
     got = method._restart_std(images.to(torch.complex64), torch.tensor([[1.0, 2.0, 3.0]]))
