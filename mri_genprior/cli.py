@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import List, Optional
 
 from . import MriGenpriorError, __version__
+from .io import input_files
 from .masks import MASK_TYPES
 
 log = logging.getLogger("mri_genprior")
@@ -36,21 +37,6 @@ def _ensure_writable_dir(path: Path) -> Path:
     if not os.access(path, os.W_OK):
         raise MriGenpriorError(f"output directory {path} is not writable")
     return path
-
-
-def _input_files(paths: List[Path]) -> List[Path]:
-    files: List[Path] = []
-    for p in paths:
-        if p.is_dir():
-            found = sorted(p.glob("*.h5"))
-            if not found:
-                raise MriGenpriorError(f"{p}: directory holds no .h5 files")
-            files.extend(found)
-        elif p.exists():
-            files.append(p)
-        else:
-            raise MriGenpriorError(f"{p}: no such file or directory")
-    return files
 
 
 def add_mask_arguments(parser: argparse.ArgumentParser) -> None:
@@ -78,7 +64,7 @@ def cmd_reconstruct(args) -> int:
     if args.prior:
         params["prior"] = args.prior
     method = make_method(args.method, **params)
-    files = _input_files(args.inputs)
+    files = input_files(args.inputs)
     out_dir = _ensure_writable_dir(args.output)
     failures = 0
     for path in files:
@@ -121,6 +107,68 @@ def cmd_synth(args) -> int:
                                     args.noise, args.seed)
     for p in paths:
         print(f"wrote {p}")
+    return 0
+
+
+def _method_params(pairs) -> dict:
+    """``METHOD:KEY=VALUE`` pairs -> ``{method: {key: value}}``."""
+    params: dict = {}
+    for key, value in pairs or []:
+        if ":" not in key:
+            raise MriGenpriorError(f"study parameters are METHOD:KEY=VALUE, got {key}={value}")
+        method, name = key.split(":", 1)
+        params.setdefault(method, {})[name] = value
+    return params
+
+
+def _float_list(text: str) -> List[float]:
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+    if not values or any(v < 1 for v in values):
+        raise argparse.ArgumentTypeError(f"accelerations must be >= 1, got {text!r}")
+    return values
+
+
+def cmd_study(args) -> int:
+    from .study import StudySpec, format_summary, run_study, summarize_rows
+
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    params = _method_params(args.param)
+    unknown = set(params) - set(methods)
+    if unknown:
+        raise MriGenpriorError(f"parameters given for methods not in --methods: {', '.join(sorted(unknown))}")
+    _ensure_writable_dir(args.output)
+    spec = StudySpec(methods, args.accels, args.mask, args.center_fraction, params, args.prior, args.device,
+                     args.batch_size)
+    rows = run_study(args.data, args.output, spec, progress=not args.quiet)
+    print(format_summary(summarize_rows(rows)), end="")
+    print(f"study written to {args.output} (results.csv, summary.md, metrics_vs_accel.png, examples.png)")
+    return 0
+
+
+TRAIN_OPTIONS = ("model", "target", "image_size", "latent_dim", "width", "steps", "batch_size", "lr", "vae_sigma",
+                 "seed", "acquisitions", "calib_width", "log_every", "sample_every", "checkpoint_every")
+
+
+def cmd_train(args) -> int:
+    import dataclasses
+
+    from .recon import resolve_device
+    from .train import PRESETS, TrainConfig, train
+
+    explicit = [name for name in TRAIN_OPTIONS if getattr(args, name) is not None]
+    config = dataclasses.replace(TrainConfig(**PRESETS[args.preset]),
+                                 **{name: getattr(args, name) for name in explicit})
+    data = input_files(args.data) if args.data else []
+    if not args.resume:
+        _ensure_writable_dir(args.output)
+    summary = train(config, data, args.output, resolve_device(args.device), args.resume, explicit,
+                    progress=not args.quiet)
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(f"trained {summary['model']} for {summary['steps']} steps ({summary['train_seconds']:.0f} s); "
+              f"prior: {summary['generator']}")
     return 0
 
 
@@ -173,7 +221,58 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_synth)
 
-    p = sub.add_parser("demo", help="synthetic data -> several methods -> metrics table and figure (~2 min on CPU)")
+    p = sub.add_parser("study", help="compare methods across acceleration factors: CSV, Markdown table, figures",
+                       description="Reconstruct every file with every method at every acceleration (skipping "
+                                   "cells already in the study directory), then write results.csv, summary.md, "
+                                   "metrics_vs_accel.png and examples.png.")
+    p.add_argument("--data", nargs="+", type=Path, required=True, help="fastMRI .h5 files or directories (need "
+                   "reconstruction_rss)")
+    p.add_argument("-o", "--output", type=Path, required=True, help="study directory")
+    p.add_argument("--methods", default="zero-filled,l1-wavelet",
+                   help=f"comma-separated, from: {', '.join(METHODS)} (default: zero-filled,l1-wavelet)")
+    p.add_argument("--accels", type=_float_list, default=[2.0, 4.0, 8.0], help="comma-separated (default: 2,4,8)")
+    p.add_argument("--prior", help="generator checkpoint for csgm, sign-flip, image-adaptive, sparse-gen")
+    p.add_argument("-p", "--param", action="append", type=_key_value, metavar="METHOD:KEY=VALUE",
+                   help="a method's hyper-parameter, e.g. csgm:restarts=8 (repeatable)")
+    p.add_argument("--mask", default="random", choices=MASK_TYPES, help="default: random")
+    p.add_argument("--center-fraction", type=float, default=0.08, help="default: 0.08")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--batch-size", type=int, default=4, help="slices solved together (default: 4)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_study)
+
+    p = sub.add_parser("train", help="train a generative prior (GAN or VAE) on fastMRI files; torchrun for DDP",
+                       description="Train a DCGAN (non-saturating loss, spectrally normalised discriminator) or a "
+                                   "VAE (ELBO) prior. Run under `torchrun --nproc_per_node N -m mri_genprior.cli "
+                                   "train ...` for DistributedDataParallel (gloo on CPU, NCCL on CUDA).")
+    p.add_argument("--data", nargs="+", type=Path, help="fastMRI .h5 files or directories (not needed with --resume)")
+    p.add_argument("-o", "--output", type=Path, required=True, help="run directory")
+    p.add_argument("--preset", default="default", choices=["default", "small"],
+                   help="base settings; 'small' = 64x64, 300 steps, fits a CPU in minutes (default: default)")
+    p.add_argument("--model", choices=["dcgan", "vae"], help="default: dcgan")
+    p.add_argument("--target", choices=["complex", "rss"],
+                   help="rss: reconstruction_rss magnitudes (1 channel, used with the calibration-phase model); "
+                        "complex: ESPIRiT-combined images from fully sampled k-space (2 channels). Default: rss")
+    p.add_argument("--image-size", type=int, help="square image side, 4*2^n (default 64)")
+    p.add_argument("--latent-dim", type=int, help="latent dimension (default 64; small: 32)")
+    p.add_argument("--width", type=int, help="base channel width (default 32; small: 16)")
+    p.add_argument("--steps", type=int, help="total optimisation steps (default 5000; small: 300)")
+    p.add_argument("--batch-size", type=int, help="images per step per process (default 32; small: 16)")
+    p.add_argument("--lr", type=float, help="Adam learning rate (default 2e-4)")
+    p.add_argument("--vae-sigma", type=float, help="VAE decoder noise std in normalised units (default 0.05)")
+    p.add_argument("--seed", type=int, help="seed of weights, data order and noise (default 0)")
+    p.add_argument("--acquisition", dest="acquisitions", action="append",
+                   help="train only on files with this acquisition attribute (repeatable), e.g. CORPD_FBK, AXT2")
+    p.add_argument("--calib-width", type=int, help="ESPIRiT calibration lines for the complex target (default 24)")
+    p.add_argument("--log-every", type=int, help="steps between losses.csv rows (default 10)")
+    p.add_argument("--sample-every", type=int, help="steps between sample grids (default 500; small: 100)")
+    p.add_argument("--checkpoint-every", type=int, help="steps between checkpoints (default 500; small: 100)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --output exactly where it stopped")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda (under torchrun: cuda:LOCAL_RANK)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("demo", help="synthetic data -> a prior trained on the spot -> a short study (< 3 min on 2 CPU cores)")
     p.add_argument("-o", "--output", type=Path, default=Path("mri_genprior_demo"))
     p.add_argument("--device", default="auto")
     p.set_defaults(func=cmd_demo)

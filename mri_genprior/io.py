@@ -16,7 +16,7 @@ import os
 import tempfile
 import xml.etree.ElementTree as etree
 from pathlib import Path
-from typing import Iterator, Optional, Sequence, Tuple
+from typing import Iterator, List, Optional, Sequence, Tuple
 
 import h5py
 import numpy as np
@@ -166,6 +166,22 @@ def _validate_mask(mask: np.ndarray, shape: Tuple[int, int], path: Path) -> np.n
         f"{path}: mask of shape {mask.shape} does not match kspace (H, W) = {shape}; "
         "expected (W,) or (H, W)"
     )
+
+
+def input_files(paths: Sequence[os.PathLike | str]) -> List[Path]:
+    """Expand files and directories (their ``*.h5``, sorted) into a list of files."""
+    files: List[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found = sorted(p.glob("*.h5"))
+            if not found:
+                raise MriGenpriorError(f"{p}: directory holds no .h5 files")
+            files.extend(found)
+        elif p.exists():
+            files.append(p)
+        else:
+            raise MriGenpriorError(f"{p}: no such file or directory")
+    return files
 
 
 @contextlib.contextmanager

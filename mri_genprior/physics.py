@@ -85,17 +85,35 @@ def remove_readout_oversampling(kspace: np.ndarray, height: int) -> np.ndarray:
     return sp.fft(img[..., start:start + height, :], axes=(-2,)).astype(np.complex64)
 
 
-def scale_factor(kspace: np.ndarray, percentile: float = 99.0) -> float:
-    """Slice normalisation: the ``percentile`` of the zero-filled RSS magnitude.
-
-    ``kspace`` is ``(coils, H, W)`` (already masked). Dividing the k-space by this
-    puts the image roughly in [0, 1]; multiplying the result by it restores the units
-    of ``reconstruction_rss``.
-    """
-    value = float(np.percentile(rss(ifft2c_np(kspace)), percentile))
+def percentile_scale(magnitude: np.ndarray, percentile: float = 99.0) -> float:
+    """The slice normalisation every part of the package uses: the ``percentile`` of a
+    magnitude image. Dividing by it puts the image roughly in [0, 1]."""
+    value = float(np.percentile(magnitude, percentile))
     if not np.isfinite(value) or value <= 0:
-        raise MriGenpriorError("k-space is empty (zero-filled image is all zero)")
+        raise MriGenpriorError("image is empty (its 99th-percentile magnitude is not positive)")
     return value
+
+
+def scale_factor(kspace: np.ndarray, percentile: float = 99.0) -> float:
+    """Slice normalisation of ``(coils, H, W)`` k-space (already masked): the
+    :func:`percentile_scale` of its zero-filled RSS image.
+
+    Dividing the k-space by this puts the image roughly in [0, 1]; multiplying the
+    result by it restores the units of ``reconstruction_rss``. Training images are
+    normalised by the same function applied to the fully sampled image.
+    """
+    try:
+        return percentile_scale(rss(ifft2c_np(kspace)), percentile)
+    except MriGenpriorError:
+        raise MriGenpriorError("k-space is empty (zero-filled image is all zero)") from None
+
+
+def coil_combine(kspace: np.ndarray, mps: np.ndarray) -> np.ndarray:
+    """SENSE coil combination ``Σ_c conj(S_c) · F⁻¹ k_c`` of fully sampled ``(coils, H, W)``
+    k-space with maps ``(coils, H, W)`` (``sigpy.mri.linop.Sense(mps).H``): ``(H, W)`` complex64."""
+    import sigpy.mri as mr
+
+    return mr.linop.Sense(mps).H(kspace).astype(np.complex64)
 
 
 def espirit_maps(
@@ -109,17 +127,20 @@ def espirit_maps(
     """ESPIRiT sensitivity maps ``(coils, H, W)`` complex64 via ``sigpy.mri.app.EspiritCalib``.
 
     Single-coil k-space (one coil) gets a map of ones. The kernel width shrinks to
-    ``calib_width - 2`` for small calibration regions (at least 3).
+    ``calib_width // 2`` for small calibration regions (at least 3): wider kernels leave
+    too few calibration rows, and the maps then miss part of the signal (on 64×64
+    synthetic data with 10 lines, kernel 6 left an 11% SENSE model residual, kernel 5
+    1%).
     """
     import sigpy as sp
     import sigpy.mri as mr
 
     if kspace.shape[0] == 1:
         return np.ones_like(kspace, dtype=np.complex64)
-    kernel_width = min(kernel_width, calib_width - 2)
+    kernel_width = min(kernel_width, calib_width // 2)
     if kernel_width < 3:
         raise MriGenpriorError(
-            f"calibration region of {calib_width} lines is too small for ESPIRiT (need >= 5); "
+            f"calibration region of {calib_width} lines is too small for ESPIRiT (need >= 6); "
             "use a larger center fraction"
         )
     sp_device = sigpy_device(device)

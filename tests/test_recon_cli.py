@@ -95,7 +95,7 @@ def test_cli_bad_inputs(tmp_path, synth_file, capsys):
     assert "no such file" in capsys.readouterr().err
     assert main(["reconstruct", str(synth_file), "-o", str(out), "--method", "tv", "-p", "lamdaa=1"]) == 2
     assert "has no parameter 'lamdaa'" in capsys.readouterr().err
-    assert main(["reconstruct", str(synth_file), "-o", str(out), "--method", "csgm"]) == 1
+    assert main(["reconstruct", str(synth_file), "-o", str(out), "--method", "csgm"]) == 2
     assert "needs a generator checkpoint" in capsys.readouterr().err
     blocked = tmp_path / "file_not_dir"
     blocked.write_text("x")

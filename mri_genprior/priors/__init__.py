@@ -1,10 +1,11 @@
 """Generator registry and safe checkpoints.
 
 A checkpoint is a ``torch.save`` of ``{"config": {...}, "state_dict": {...}}`` where
-``config = {"architecture": NAME, **constructor kwargs, "normalisation": ...}`` is
-JSON-able. :func:`load_checkpoint` uses ``torch.load(..., weights_only=True)``, so a file
-with pickled code is refused, and a state dict that does not fit its architecture is
-a clear error.
+``config = {"architecture": NAME, **constructor kwargs, "normalisation": ..., "metadata": {...}}``
+is JSON-able (``metadata``: how the prior was trained, e.g. its target images).
+:func:`load_checkpoint` uses ``torch.load(..., weights_only=True)``, so a file with
+pickled code is refused, and a state dict that does not fit its architecture is a
+clear error.
 """
 
 from __future__ import annotations
@@ -25,10 +26,11 @@ REGISTRY = {"dcgan": DCGANGenerator, "vae": VAE, "deep-decoder": DeepDecoder, "r
 
 def build(config: dict) -> nn.Module:
     """Instantiate ``REGISTRY[config["architecture"]](**kwargs)``; extra keys other than
-    ``normalisation`` are an error."""
+    ``normalisation`` and ``metadata`` are an error."""
     config = dict(config)
     name = config.pop("architecture", None)
     config.pop("normalisation", None)
+    config.pop("metadata", None)
     if name not in REGISTRY:
         raise MriGenpriorError(f"unknown generator architecture {name!r}; known: {', '.join(REGISTRY)}")
     try:
@@ -41,10 +43,12 @@ def architecture_of(model: nn.Module) -> str:
     return next(k for k, v in REGISTRY.items() if type(model) is v)
 
 
-def save_checkpoint(path: os.PathLike | str, model: nn.Module, normalisation: str = "p99") -> Path:
+def save_checkpoint(path: os.PathLike | str, model: nn.Module, normalisation: str = "p99",
+                    metadata: dict | None = None) -> Path:
     """Atomically write ``{"config", "state_dict"}`` for ``model`` to ``path``."""
     path = Path(path)
-    config = {"architecture": architecture_of(model), **model.config, "normalisation": normalisation}
+    config = {"architecture": architecture_of(model), **model.config, "normalisation": normalisation,
+              "metadata": dict(metadata or {})}
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     with atomic_path(path) as tmp:
         torch.save({"config": config, "state_dict": state}, tmp)

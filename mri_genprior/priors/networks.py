@@ -138,3 +138,26 @@ class ExpansiveReLU(nn.Module):
         if self.config["image_shape"] is not None:
             return z.view(z.shape[0], 1, *self.config["image_shape"])
         return z
+
+
+class Discriminator(nn.Module):
+    """Spectrally normalised convolutional discriminator (Miyato et al. 2018) for GAN training.
+
+    ``(N, channels, size, size)`` -> logits ``(N,)``: ``log2(size / 4)`` stride-2
+    convolutions (widths mirror :class:`DCGANGenerator`), LeakyReLU(0.2), then a linear
+    layer. Every weight is spectrally normalised, so the network is 1-Lipschitz per layer
+    without batch statistics or a gradient penalty.
+    """
+
+    def __init__(self, image_size: int = 64, channels: int = 2, width: int = 32):
+        super().__init__()
+        sn = nn.utils.parametrizations.spectral_norm
+        layers, w_in = [], channels
+        for i in range(int(math.log2(image_size / 4))):
+            w_out = width * 2 ** i
+            layers += [sn(nn.Conv2d(w_in, w_out, 4, stride=2, padding=1)), nn.LeakyReLU(0.2)]
+            w_in = w_out
+        self.body = nn.Sequential(*layers, nn.Flatten(), sn(nn.Linear(w_in * 16, 1)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x).squeeze(1)

@@ -67,9 +67,12 @@ class CSGM(Reconstructor):
     good_restart_ratio: float = 1.5  # a restart is "good" if its loss <= ratio × the best loss
     seed: int = 0
 
-    def _generator(self, device):
+    def __post_init__(self):
+        super().__post_init__()
         if not self.prior:
             raise MriGenpriorError(f"method {self.name} needs a generator checkpoint: --prior CKPT")
+
+    def _generator(self, device):
         return _cached_prior(str(self.prior), str(device))
 
     def _latent_stage(self, op: SenseOp, y: torch.Tensor, generator, config, rng) -> Tuple[FitResult, object]:
