@@ -19,9 +19,6 @@ from . import MriGenpriorError, __version__
 from .io import input_files
 from .masks import MASK_TYPES
 
-log = logging.getLogger("mri_genprior")
-
-
 def _key_value(text: str):
     if "=" not in text:
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
@@ -57,33 +54,22 @@ def _mask_spec(args):
 
 
 def cmd_reconstruct(args) -> int:
-    from .recon import reconstruct_file
-    from .solvers import make_method
+    from .scaleout import Job, reconstruct_all
 
     params = dict(args.param or [])
     if args.prior:
         params["prior"] = args.prior
-    method = make_method(args.method, **params)
     files = input_files(args.inputs)
     out_dir = _ensure_writable_dir(args.output)
-    failures = 0
-    for path in files:
-        target = out_dir / path.name
-        if target.exists() and not args.overwrite:
-            print(f"skip {path.name}: {target} exists (use --overwrite)")
-            continue
-        try:
-            written = reconstruct_file(path, out_dir, method, _mask_spec(args), args.device, args.batch_size,
-                                       progress=not args.quiet)
-            print(f"wrote {written}")
-        except MriGenpriorError as err:
-            failures += 1
-            print(f"error: {err}", file=sys.stderr)
-        except Exception as err:  # keep going with the other files; -v shows the traceback
-            failures += 1
-            log.debug("traceback", exc_info=True)
-            print(f"error: {path.name}: internal error {type(err).__name__}: {err}", file=sys.stderr)
-    return 1 if failures else 0
+    job = Job(args.method, params, _mask_spec(args), args.device, args.batch_size)
+    report = reconstruct_all(files, out_dir, job, args.workers, args.scheduler, args.overwrite, not args.quiet)
+    for path in report.skipped:
+        print(f"skip {path.name}: {out_dir / path.name} exists (use --overwrite)")
+    for path in report.written:
+        print(f"wrote {path}")
+    for name, error in report.failed:
+        print(f"error: {name}: {error}", file=sys.stderr)
+    return 1 if report.failed else 0
 
 
 def cmd_evaluate(args) -> int:
@@ -200,6 +186,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:1, ...")
     p.add_argument("--batch-size", type=int, default=4, help="slices solved together (default: 4)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs (default: skip them)")
+    p.add_argument("--workers", type=int, default=0,
+                   help="volumes in parallel on a local Dask cluster of this many worker processes "
+                        "(default 0: one after another in this process; needs the 'dask' extra)")
+    p.add_argument("--scheduler", help="address of an existing Dask scheduler (e.g. tcp://host:8786) to run on")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_reconstruct)
 
@@ -272,7 +262,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("demo", help="synthetic data -> a prior trained on the spot -> a short study (< 3 min on 2 CPU cores)")
+    p = sub.add_parser("demo", help="synthetic data -> a prior trained on the spot -> a short study "
+                                    "(< 3 min on 2 CPU cores)")
     p.add_argument("-o", "--output", type=Path, default=Path("mri_genprior_demo"))
     p.add_argument("--device", default="auto")
     p.set_defaults(func=cmd_demo)

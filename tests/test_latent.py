@@ -89,13 +89,14 @@ def test_csgm_recovers_latent_from_undersampled_multicoil(tmp_path, device):
     assert [d["final_loss"] for d in method.diagnostics] == best  # the best restart is kept
 
 
-def test_untrained_decoder_beats_zero_filled(synth_file):
+@pytest.mark.parametrize("name", ["convdecoder", "dip"])
+def test_untrained_prior_beats_zero_filled(synth_file, name):
     import h5py
 
     target = h5py.File(synth_file)["reconstruction_rss"][()]
     spec = MaskSpec("random", 4, 0.25)
     zf, _ = reconstruct_volume(synth_file, make_method("zero-filled"), spec, "cpu", progress=False)
-    dd, info = reconstruct_volume(synth_file, make_method("convdecoder", steps=400, channels=32), spec, "cpu",
+    dd, info = reconstruct_volume(synth_file, make_method(name, steps=400, channels=32), spec, "cpu",
                                   progress=False)
     m_zf, m_dd = volume_metrics(target, zf), volume_metrics(target, dd)
     assert m_dd["SSIM"] > m_zf["SSIM"] and m_dd["PSNR"] > m_zf["PSNR"], (m_dd, m_zf)
@@ -195,3 +196,12 @@ def test_image_adaptive_moves_the_weights_of_its_own_copy_only(tmp_path, device)
     assert fit_err(x_iagan) < 0.95 * fit_err(x_csgm)  # adapting the weights fits the data better
     again = csgm.reconstruct(y, mps, weights, device)  # the shared (cached) prior is unchanged
     np.testing.assert_allclose(again, x_csgm, atol=1e-6)
+
+
+def test_divergent_fit_backs_off_and_never_returns_nan(relu_problem):
+    net, op, z0, x0, y, init = relu_problem
+    huge = FitOptions(steps=300, lr=1e3, optimizer="sgd")  # gradient descent blows up to Inf/NaN
+    r = fit(op, y, net, init, huge, (1, 500))
+    assert r.backoffs > 0 and torch.isfinite(r.images).all() and torch.isfinite(r.z).all()
+    with pytest.raises(MriGenpriorError, match="diverged"):
+        fit(op, y, net, init, FitOptions(steps=200, lr=1e30, optimizer="sgd", max_backoffs=2), (1, 500))

@@ -19,9 +19,9 @@ from torch import nn
 
 from .. import MriGenpriorError
 from ..io import atomic_path
-from .networks import DCGANGenerator, DeepDecoder, ExpansiveReLU, VAE
+from .networks import DCGANGenerator, DeepDecoder, ExpansiveReLU, SkipNet, VAE
 
-REGISTRY = {"dcgan": DCGANGenerator, "vae": VAE, "deep-decoder": DeepDecoder, "relu": ExpansiveReLU}
+REGISTRY = {"dcgan": DCGANGenerator, "vae": VAE, "deep-decoder": DeepDecoder, "relu": ExpansiveReLU, "dip": SkipNet}
 
 
 def build(config: dict) -> nn.Module:

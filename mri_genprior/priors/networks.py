@@ -161,3 +161,45 @@ class Discriminator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x).squeeze(1)
+
+
+class SkipNet(nn.Module):
+    """Deep Image Prior encoder-decoder with skip connections (Ulyanov et al. 2018), untrained.
+
+    A fixed noise input ``(1, in_channels, h, w)`` goes through ``depth`` stride-2
+    ``kernel_size`` convolution blocks down and bilinear-upsampling blocks up; each level adds a
+    ``skip_channels`` 1×1 projection of the encoder features. LeakyReLU(0.2) and
+    instance normalisation (the same in train and eval mode); any ``output_size`` works.
+    ``forward(z)`` takes the input tensor (see :meth:`fixed_input`) and returns
+    ``(1, out_channels, h, w)``.
+    """
+
+    def __init__(self, output_size: Sequence[int] = (64, 64), channels: int = 32, depth: int = 3,
+                 skip_channels: int = 4, in_channels: int = 32, out_channels: int = 2, kernel_size: int = 3):
+        super().__init__()
+        h, w = int(output_size[0]), int(output_size[1])
+        self.config = dict(output_size=[h, w], channels=channels, depth=depth, skip_channels=skip_channels,
+                           in_channels=in_channels, out_channels=out_channels, kernel_size=kernel_size)
+        self.input_shape = (in_channels, h, w)
+
+        def block(c_in, c_out, stride=1):
+            return nn.Sequential(nn.Conv2d(c_in, c_out, kernel_size, stride, kernel_size // 2, padding_mode="reflect"),
+                                 nn.InstanceNorm2d(c_out, affine=True), nn.LeakyReLU(0.2))
+
+        self.down = nn.ModuleList(block(in_channels if i == 0 else channels, channels, 2) for i in range(depth))
+        self.skip = nn.ModuleList(nn.Conv2d(in_channels if i == 0 else channels, skip_channels, 1)
+                                  for i in range(depth))
+        self.up = nn.ModuleList(block(channels + skip_channels, channels) for _ in range(depth))
+        self.out = nn.Conv2d(channels, out_channels, 1)
+
+    fixed_input = DeepDecoder.fixed_input
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        skips, x = [], z
+        for down, skip in zip(self.down, self.skip):
+            skips.append(skip(x))
+            x = down(x)
+        for up, s in zip(self.up, reversed(skips)):
+            x = nn.functional.interpolate(x, size=s.shape[-2:], mode="bilinear", align_corners=False)
+            x = up(torch.cat([x, s], dim=1))
+        return self.out(x)

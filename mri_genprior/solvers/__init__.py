@@ -8,12 +8,12 @@ from typing import Dict, Type
 from .. import MriGenpriorError
 from .base import Reconstructor
 from .classical import L1WaveletRecon, SenseRecon, TotalVariationRecon, ZeroFilled
-from .generative import CSGM, ConvDecoder, ImageAdaptive, SignFlip, SparseGen, UntrainedDecoder
+from .generative import CSGM, ConvDecoder, DeepImagePrior, ImageAdaptive, SignFlip, SparseGen, UntrainedDecoder
 
 METHODS: Dict[str, Type[Reconstructor]] = {
     cls.name: cls
     for cls in (ZeroFilled, SenseRecon, L1WaveletRecon, TotalVariationRecon,
-                CSGM, SignFlip, ImageAdaptive, SparseGen, UntrainedDecoder, ConvDecoder)
+                CSGM, SignFlip, ImageAdaptive, SparseGen, UntrainedDecoder, ConvDecoder, DeepImagePrior)
 }
 
 

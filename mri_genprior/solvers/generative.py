@@ -12,6 +12,7 @@ method             objective / what moves                       reference
 ``deep-decoder``   untrained decoder, θ moves, fixed input,    Heckel & Hand 2019
                    early-stopped on held-out k-space
 ``convdecoder``    the same with 3×3 convolutions               Darestani & Heckel 2021
+``dip``            encoder-decoder with skips from fixed noise  Ulyanov et al. 2018
 =================  ===========================================  =====================
 
 Slices and restarts of latent-only methods are solved as one batch; methods that
@@ -31,7 +32,7 @@ import torch
 from .. import MriGenpriorError, masks
 from ..physics import SenseOp, SigpyOperator
 from ..priors import load_checkpoint
-from ..priors.networks import DeepDecoder
+from ..priors.networks import DeepDecoder, SkipNet
 from .base import Reconstructor
 from .latent import FitOptions, FitResult, calibration_phase, fit
 
@@ -104,7 +105,8 @@ class CSGM(Reconstructor):
         self.uncertainty = self._restart_std(result.images, losses) if self.std_map else None
         self.diagnostics = [
             {"method": self.name, "restart": int(best[b]), "restart_losses": [float(v) for v in losses[b]],
-             "final_loss": float(losses[b, best[b]]), "steps": result.steps, "sign_flips": result.flips}
+             "final_loss": float(losses[b, best[b]]), "steps": result.steps, "sign_flips": result.flips,
+             "backoffs": result.backoffs}
             for b in range(len(best))
         ]
         return images.cpu().numpy()
@@ -208,17 +210,20 @@ class UntrainedDecoder(Reconstructor):
             rng = torch.Generator().manual_seed(self.seed + b)
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(self.seed + b)  # weight initialisation, without touching the caller's RNG
-                net = DeepDecoder(yt.shape[-2:], self.channels, self.layers, self.kernel_size).to(device)
+                net = self._network(tuple(yt.shape[-2:])).to(device)
             op = SenseOp(mt[b:b + 1], wt[b:b + 1])
             result = fit(op, yt[b:b + 1], net, net.fixed_input(rng).to(device), options, op.image_shape, rng=rng)
             x = result.images
             if self.data_consistency:
                 x = _data_consistency(op, x, yt[b:b + 1])
             images.append(x)
-            self.diagnostics.append({"method": self.name, "steps": result.steps,
+            self.diagnostics.append({"method": self.name, "steps": result.steps, "backoffs": result.backoffs,
                                      "final_loss": float(result.data_loss[0]),
                                      "holdout_loss": float(result.holdout_loss[0])})
         return torch.cat(images).cpu().numpy()
+
+    def _network(self, grid: Tuple[int, int]) -> torch.nn.Module:
+        return DeepDecoder(grid, self.channels, self.layers, self.kernel_size)
 
 
 @dataclasses.dataclass
@@ -228,3 +233,19 @@ class ConvDecoder(UntrainedDecoder):
     name = "convdecoder"
     channels: int = 32
     kernel_size: int = 3
+
+
+@dataclasses.dataclass
+class DeepImagePrior(UntrainedDecoder):
+    """Deep Image Prior: an untrained encoder-decoder with skips (``SkipNet``) fitted from
+    fixed noise, with the same hold-out early stopping and data consistency.
+    ``layers`` is the number of down/up levels."""
+
+    name = "dip"
+    channels: int = 32
+    layers: int = 3
+    kernel_size: int = 3
+    lr: float = 0.01
+
+    def _network(self, grid: Tuple[int, int]) -> torch.nn.Module:
+        return SkipNet(grid, self.channels, self.layers, kernel_size=self.kernel_size)

@@ -16,6 +16,11 @@ image in the solve grid (:func:`embed`). Options:
 * ``holdout=p``: a random fraction p of the measured samples is left out of the fit;
   the iterate with the lowest held-out loss is returned (early stopping that needs no
   ground truth), and the fit stops after ``patience`` steps without improvement.
+
+Numerical safety: when the objective of any item becomes NaN or Inf, every moving part
+returns to its last finite iterate, the optimiser state is cleared and all step sizes
+are halved (a back-off); after ``max_backoffs`` of them the fit raises
+:class:`~mri_genprior.MriGenpriorError`. A fit therefore never returns NaN.
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ from typing import Callable, Optional, Tuple
 
 import torch
 from torch import nn
+
+from .. import MriGenpriorError
 
 
 def to_complex(out: torch.Tensor) -> torch.Tensor:
@@ -81,12 +88,13 @@ class FitOptions:
     holdout: float = 0.0      # fraction of measured samples held out for early stopping
     patience: int = 100
     optimizer: str = "adam"   # "adam", or "sgd" (plain gradient descent, as analysed by Hand & Voroninski)
+    max_backoffs: int = 20    # NaN/Inf back-offs (restore, halve the steps) before giving up
 
 
 @dataclasses.dataclass
 class FitResult:
     """Per-item outcome: images ``(N, H, W)`` complex, final z, data losses on all measured
-    samples, held-out losses (NaN without hold-out), steps run, flips made."""
+    samples, held-out losses (NaN without hold-out), steps run, flips made, NaN back-offs."""
 
     images: torch.Tensor
     z: torch.Tensor
@@ -94,6 +102,7 @@ class FitResult:
     holdout_loss: torch.Tensor
     steps: int
     flips: int
+    backoffs: int = 0
 
 
 def _per_item(x: torch.Tensor) -> torch.Tensor:
@@ -160,11 +169,22 @@ def fit(op, y: torch.Tensor, generator: nn.Module, z0: torch.Tensor, options: Fi
             total = total + options.sparse_lamda * sparsify(nu).abs().flatten(1).sum(1)
         return total, x, residual
 
+    moving = [p for group in groups for p in group["params"]]
+    last_good = [p.detach().clone() for p in moving]
     best_images, best_val = None, torch.full((y.shape[0],), float("inf"), device=y.device)
-    since_best, flips, step = 0, 0, 0
+    since_best, flips, step, backoffs = 0, 0, 0, 0
     for step in range(1, options.steps + 1):
         optimiser.zero_grad(set_to_none=True)
         total, x, residual = objective(z)
+        if not bool(torch.isfinite(total).all()):
+            backoffs += 1
+            if backoffs > options.max_backoffs:
+                raise MriGenpriorError(f"the fit diverged (NaN/Inf) {backoffs} times; lower the step size")
+            _back_off(moving, last_good, optimiser)
+            continue
+        with torch.no_grad():
+            for good, p in zip(last_good, moving):
+                good.copy_(p)
         total.sum().backward()
         optimiser.step()
         if options.sign_flip_every and step % options.sign_flip_every == 0:
@@ -186,8 +206,25 @@ def fit(op, y: torch.Tensor, generator: nn.Module, z0: torch.Tensor, options: Fi
             images = best_images
             residual = op.forward(images) - y
         data_loss = _per_item(residual)
+    if not bool(torch.isfinite(images).all()):  # the last step diverged: use the last finite iterate
+        _back_off(moving, last_good, optimiser)
+        with torch.no_grad():
+            _, images, residual = objective(z)
+            data_loss = _per_item(residual)
+        backoffs += 1
     return FitResult(images.detach(), z.detach(), data_loss.detach(),
-                     best_val if held is not None else torch.full_like(data_loss, float("nan")), step, flips)
+                     best_val if held is not None else torch.full_like(data_loss, float("nan")), step, flips,
+                     backoffs)
+
+
+def _back_off(moving, last_good, optimiser: torch.optim.Optimizer) -> None:
+    """Restore the last finite iterate, clear the optimiser state and halve every step size."""
+    with torch.no_grad():
+        for good, p in zip(last_good, moving):
+            p.copy_(good)
+    optimiser.state.clear()
+    for group in optimiser.param_groups:
+        group["lr"] *= 0.5
 
 
 def _sign_flip(z: torch.Tensor, objective, optimiser: torch.optim.Optimizer) -> int:
