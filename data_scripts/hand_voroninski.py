@@ -50,7 +50,8 @@ def ray(out: Path):
             f = [float((op.forward(net(t * z0).to(torch.complex64)) - y).abs().pow(2).sum()) for t in ts]
         negative = ts < -0.02
         t_min = float(ts[negative][np.argmin(np.array(f)[negative])])
-        rows += [{"depth": depth, "t": round(float(t), 4), "risk": v / f[0], "rho_d": rho(depth),
+        at_zero = f[int(np.argmin(np.abs(ts)))]
+        rows += [{"depth": depth, "t": round(float(t), 4), "risk": v / at_zero, "rho_d": rho(depth),
                   "negative_argmin": t_min} for t, v in zip(ts, f)]
         print(f"depth {depth}: risk along t·z0 has its negative-side minimum at t = {t_min:.3f}; "
               f"theory -rho_d = {-rho(depth):.3f}")
@@ -99,10 +100,10 @@ def plots(out: Path, ray_rows, curves):
     for depth in DEPTHS:
         pts = [(r["t"], r["risk"]) for r in ray_rows if r["depth"] == depth]
         ax.plot(*zip(*pts), label=f"d = {depth}")
-        if rho(depth) > 0:
+        if rho(depth) > 1e-9:
             ax.axvline(-rho(depth), ls=":", color=ax.lines[-1].get_color())
     ax.set_xlabel("t (z = t·z₀); dotted: −ρ_d")
-    ax.set_ylabel("risk / risk(0)")
+    ax.set_ylabel("f(t·z₀) / f(0)")
     ax.legend()
     fig.tight_layout()
     fig.savefig(out / "ray.png", dpi=100)

@@ -35,6 +35,7 @@ class Job:
     mask: MaskSpec = dataclasses.field(default_factory=MaskSpec)
     device: Optional[str] = None
     batch_size: int = 4
+    threads: Optional[int] = None  # torch threads per task (None: leave as is)
 
 
 @dataclasses.dataclass
@@ -63,6 +64,10 @@ def _worker_device(device: Optional[str]) -> Optional[str]:
 
 def reconstruct_one(path: str, out_dir: str, job: Job, progress: bool = False) -> str:
     """Reconstruct one volume into ``out_dir`` (the task every worker runs); returns the output path."""
+    if job.threads:
+        import torch
+
+        torch.set_num_threads(job.threads)
     method = make_method(job.method, **job.params)
     return str(reconstruct_file(path, out_dir, method, job.mask, _worker_device(job.device), job.batch_size,
                                 progress))
@@ -112,10 +117,11 @@ def _run_dask(todo: List[Path], out_dir: Path, job: Job, workers: int, scheduler
     if scheduler:
         client = Client(scheduler)
     else:
-        threads = max(1, (os.cpu_count() or 1) // workers)
+        threads = max(1, (os.cpu_count() or 1) // workers)  # split the cores, no oversubscription
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
-                               env={"OMP_NUM_THREADS": str(threads)})  # no oversubscription of the cores
+                               env={"OMP_NUM_THREADS": str(threads)})
         client = Client(cluster)
+        job = dataclasses.replace(job, threads=threads)
     try:
         futures = {client.submit(reconstruct_one, str(f), str(out_dir), job, key=f"reconstruct-{f.name}",
                                  pure=False): f for f in todo}
