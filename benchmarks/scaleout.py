@@ -3,7 +3,8 @@
 Prints volumes per minute for the in-process path and for local Dask clusters of 1 and 2
 workers (cluster start-up excluded; each run writes into its own folder), and the
 ratios, measured in one run. Every process reconstructs one volume before the clock
-starts (imports and numba compilation are a one-off cost per worker process). Assumes a 2-core machine for the per-worker thread split.
+starts (imports and numba compilation are a one-off cost per worker process). Assumes a
+2-core machine for the per-worker thread split.
 """
 
 import argparse
