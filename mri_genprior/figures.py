@@ -70,5 +70,5 @@ def example_panel(path: Path, target: np.ndarray, images: Dict[Tuple[str, float]
         ax.set_yticks([])
     if title:
         fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.3 / fig.get_size_inches()[1]))  # room for the title
     return _save(fig, path)
