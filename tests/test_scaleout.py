@@ -55,8 +55,9 @@ def test_killed_worker_loses_no_volume(volumes, reference, tmp_path):
 
     slow = Job("sense", {"max_iter": 10}, JOB.mask, "cpu")
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
-                      env={"OMP_NUM_THREADS": "1"}) as cluster, Client(cluster) as client:
-        pids = list(client.run(os.getpid).values())
+                      env={"OMP_NUM_THREADS": "1"}) as cluster:
+        with Client(cluster) as client:  # closed before the run opens its own client
+            pids = list(client.run(os.getpid).values())
 
         def kill_one_when_work_started():
             deadline = time.time() + 60
