@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from mri_genprior.recon import MaskSpec
-from mri_genprior.scaleout import Job, reconstruct_all, reconstruct_one
+from mri_genprior.scaleout import Job, local_cluster, reconstruct_all, reconstruct_one
 from mri_genprior.synthetic import write_synthetic_dataset
 
 
@@ -32,11 +32,9 @@ def main():
         rates = {}
         for label, workers in (("in-process", 0), ("1 worker", 1), ("2 workers", 2)):
             if workers:  # time the work, not the cluster start-up
-                from distributed import Client, LocalCluster
+                from distributed import Client
 
-                with LocalCluster(n_workers=workers, threads_per_worker=1, dashboard_address=None,
-                                  env={"OMP_NUM_THREADS": str(max(1, 2 // workers))}) as cluster, \
-                        Client(cluster) as client:
+                with local_cluster(workers) as cluster, Client(cluster) as client:
                     # warm-up: imports and numba compilation happen once per worker process
                     job = dataclasses.replace(base, threads=max(1, 2 // workers))
                     client.run(reconstruct_one, str(files[0]), str(tmp / f"warm{workers}"), job)

@@ -51,11 +51,10 @@ def test_two_local_workers_match_one_process(volumes, reference, tmp_path):
 
 
 def test_killed_worker_loses_no_volume(volumes, reference, tmp_path):
-    from distributed import Client, LocalCluster
+    from distributed import Client
 
     slow = Job("sense", {"max_iter": 10}, JOB.mask, "cpu")
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
-                      env={"OMP_NUM_THREADS": "1"}) as cluster:
+    with scaleout.local_cluster(2) as cluster:
         with Client(cluster) as client:  # closed before the run opens its own client
             pids = list(client.run(os.getpid).values())
 
