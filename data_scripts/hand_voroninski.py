@@ -21,10 +21,8 @@ import csv
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from mri_genprior.landscape import GaussianMeasurements, recover, rho
-from mri_genprior.priors.networks import ExpansiveReLU
+from mri_genprior.landscape import recover, rho, risk_along_ray
 
 DEPTHS = {1: (10, 500), 2: (10, 100, 500), 3: (10, 50, 250, 1000)}
 
@@ -41,15 +39,9 @@ def ray(out: Path):
     rows = []
     ts = np.linspace(-1.5, 1.5, 121)
     for depth, dims in DEPTHS.items():
-        g = torch.Generator().manual_seed(depth)
-        net = ExpansiveReLU(dims, seed=depth)
-        op = GaussianMeasurements(200, dims[-1], g)
-        z0 = torch.randn(1, dims[0], generator=g)
-        with torch.no_grad():
-            y = op.forward(net(z0).to(torch.complex64))
-            f = [float((op.forward(net(t * z0).to(torch.complex64)) - y).abs().pow(2).sum()) for t in ts]
+        f = risk_along_ray(dims, 200, ts, seed=depth)
         negative = ts < -0.02
-        t_min = float(ts[negative][np.argmin(np.array(f)[negative])])
+        t_min = float(ts[negative][np.argmin(f[negative])])
         at_zero = f[int(np.argmin(np.abs(ts)))]
         rows += [{"depth": depth, "t": round(float(t), 4), "risk": v / at_zero, "rho_d": rho(depth),
                   "negative_argmin": t_min} for t, v in zip(ts, f)]

@@ -15,6 +15,7 @@ import dataclasses
 import math
 from typing import Sequence
 
+import numpy as np
 import torch
 
 from .priors.networks import ExpansiveReLU
@@ -50,6 +51,18 @@ class GaussianMeasurements:
         return (y.abs() if self.magnitude else y).to(torch.complex64)
 
     __call__ = forward
+
+
+def risk_along_ray(dims: Sequence[int], m: int, ts: Sequence[float], seed: int = 0) -> np.ndarray:
+    """The empirical risk ``‖A G(t·z₀) − A G(z₀)‖²`` at each ``t`` for one random draw of
+    ``G`` (seed ``seed``), ``A`` (m × n) and ``z₀`` — the line through both basins."""
+    g = torch.Generator().manual_seed(seed)
+    net = ExpansiveReLU(dims, seed=seed)
+    op = GaussianMeasurements(m, dims[-1], g)
+    z0 = torch.randn(1, dims[0], generator=g)
+    with torch.no_grad():
+        y = op.forward(net(z0).to(torch.complex64))
+        return np.array([float((op.forward(net(t * z0).to(torch.complex64)) - y).abs().pow(2).sum()) for t in ts])
 
 
 @dataclasses.dataclass
