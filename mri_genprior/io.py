@@ -228,6 +228,17 @@ def open_volume(path: os.PathLike | str) -> Iterator[Volume]:
         yield Volume(path, kspace, mask, target, header, dict(handle.attrs))
 
 
+TMP_SUFFIX = ".tmp"
+
+
+def remove_stale_temporaries(final: os.PathLike | str) -> None:
+    """Delete temporary files that :func:`atomic_path` left beside ``final`` when its
+    writer was killed (SIGKILL skips the clean-up). Only call when no writer is active."""
+    final = Path(final)
+    for tmp in final.parent.glob(f".{final.name}.*{TMP_SUFFIX}"):
+        tmp.unlink(missing_ok=True)
+
+
 @contextlib.contextmanager
 def atomic_path(final: Path) -> Iterator[Path]:
     """Yield a temporary path beside ``final``; rename it onto ``final`` on success.
@@ -235,7 +246,7 @@ def atomic_path(final: Path) -> Iterator[Path]:
     On any exception the temporary file is removed, so no partial output is left.
     """
     final = Path(final)
-    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=TMP_SUFFIX, dir=final.parent)
     os.close(fd)
     tmp = Path(tmp)
     try:

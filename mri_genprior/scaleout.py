@@ -22,6 +22,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from tqdm.auto import tqdm
 
 from . import MriGenpriorError
+from .io import remove_stale_temporaries
 from .recon import MaskSpec, reconstruct_file
 from .solvers import make_method
 
@@ -79,13 +80,6 @@ def _one_line(err: BaseException) -> str:
         f"internal error {type(err).__name__}: {text[0] if text else ''}"
 
 
-def _remove_stale_temporaries(out_dir: Path, files: Sequence[Path]) -> None:
-    """Remove temporary files left by killed writers (``atomic_path`` names them ``.<name>.*.tmp``)."""
-    for f in files:
-        for tmp in out_dir.glob(f".{f.name}.*.tmp"):
-            tmp.unlink(missing_ok=True)
-
-
 def reconstruct_all(files: Sequence[Path], out_dir: Path, job: Job, workers: int = 0,
                     scheduler: Optional[str] = None, overwrite: bool = False, progress: bool = True) -> Report:
     """Reconstruct ``files`` into ``out_dir`` (see the module docstring)."""
@@ -103,7 +97,8 @@ def reconstruct_all(files: Sequence[Path], out_dir: Path, job: Job, workers: int
                 report.written.append(Path(reconstruct_one(str(f), str(out_dir), job, progress and len(todo) == 1)))
             except Exception as err:  # noqa: BLE001 - reported per volume, the others go on
                 report.failed.append((f.name, _one_line(err)))
-    _remove_stale_temporaries(out_dir, files)
+    for f in files:  # every task is done: temporaries of killed writers are stale
+        remove_stale_temporaries(out_dir / Path(f).name)
     return report
 
 
