@@ -28,7 +28,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from . import MriGenpriorError
-from .io import input_files, open_volume
+from .io import atomic_path, input_files, open_volume
 from .metrics import METRIC_NAMES, volume_metrics
 from .recon import MaskSpec, reconstruct_file
 from .solvers import METHODS, make_method
@@ -157,8 +157,6 @@ def format_summary(summary: Sequence[dict]) -> str:
 def write_outputs(study_dir: Path, rows: Sequence[dict], example_file: Path, methods: Sequence[str],
                   accels: Sequence[float]) -> None:
     """``results.csv``, ``summary.md`` and the two figures (nothing if no cell finished)."""
-    from .io import atomic_path
-
     if not rows:
         return
     with atomic_path(study_dir / "results.csv") as tmp, open(tmp, "w", newline="") as f:
