@@ -12,7 +12,7 @@ import numpy as np
 import sigpy.mri as mr
 import torch
 
-from mri_genprior.physics import SenseOp, SigpyOperator
+from mri_genprior.physics import SensePhysics, SigpyOperator
 from mri_genprior.priors.networks import DCGANGenerator
 from mri_genprior.recon import resolve_device
 from mri_genprior.solvers.latent import FitOptions, fit
@@ -49,7 +49,7 @@ def main():
     opts = FitOptions(steps=args.steps, lr=0.01)
 
     def batch_op(k):
-        return SenseOp(torch.from_numpy(np.stack([mps] * k)).to(device),
+        return SensePhysics(torch.from_numpy(np.stack([mps] * k)).to(device),
                        torch.from_numpy(np.stack([weights] * k)).to(device))
 
     y = torch.randn(b, c, n, n, dtype=torch.complex64, device=device)
@@ -75,7 +75,7 @@ def main():
         bridged = SigpyOperator(mr.linop.Sense(mps, weights=weights))
         xb = x.detach().requires_grad_(True)
         t_br = timed(lambda: [(bridged.forward(xb) - y).abs().pow(2).sum().backward() for _ in range(reps)], device)
-        print(f"SigPy bridge (forward+adjoint): {1e3 * t_br / reps:.1f} ms = {t_br / t_op:.2f}x the torch SenseOp")
+        print(f"SigPy bridge (forward+adjoint): {1e3 * t_br / reps:.1f} ms = {t_br / t_op:.2f}x the torch SensePhysics")
 
     for k in (1, 2, 4, 8, 16):
         yk, zk = y[:1].repeat(k, 1, 1, 1), z0[:1].repeat(k, 1)

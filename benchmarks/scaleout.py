@@ -15,7 +15,7 @@ from pathlib import Path
 
 from mri_genprior.recon import MaskSpec
 from mri_genprior.scaleout import Job, local_cluster, reconstruct_all, reconstruct_one
-from mri_genprior.synthetic import write_synthetic_dataset
+from mri_genprior.experiments.synthetic import write_synthetic_dataset
 
 
 def main():

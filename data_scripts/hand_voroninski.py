@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mri_genprior.landscape import recover, rho, risk_along_ray
+from mri_genprior.experiments.landscape import recover, rho, risk_along_ray
 
 DEPTHS = {1: (10, 500), 2: (10, 100, 500), 3: (10, 50, 250, 1000)}
 

@@ -22,18 +22,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mri_genprior.datasets import training_images
-from mri_genprior.landscape import GaussianMeasurements
+from mri_genprior.priors.datasets import training_images
+from mri_genprior.experiments.landscape import GaussianMeasurements
 from mri_genprior.priors import load_checkpoint
-from mri_genprior.solvers.latent import FitOptions, fit
+from mri_genprior.solvers.latent import FitOptions, LatentNorm, fit
 
 
-def csgm(op, y, generator, restarts: int, steps: int) -> torch.Tensor:
+def csgm(op, y, network, restarts: int, steps: int) -> torch.Tensor:
     """Best-of-``restarts`` CSGM estimates ``(N, n)`` for measurements ``y`` ``(N, m)``."""
     n_items = y.shape[0]
-    z0 = torch.randn(n_items * restarts, generator.latent_dim, generator=torch.Generator().manual_seed(0))
-    result = fit(op, y.repeat_interleave(restarts, 0), generator, z0,
-                 FitOptions(steps=steps, lr=0.05, lamda_z=0.001), (generator.config["image_size"],) * 2)
+    z0 = torch.randn(n_items * restarts, network.latent_dim, generator=torch.Generator().manual_seed(0))
+    result = fit(op, y.repeat_interleave(restarts, 0), network, z0, FitOptions(steps=steps, lr=0.05),
+                 (network.config["image_size"],) * 2, penalties=[LatentNorm(0.001)])
     best = result.data_loss.view(n_items, restarts).argmin(1)
     return result.images.view(n_items, restarts, -1)[torch.arange(n_items), best].real
 
@@ -58,8 +58,8 @@ def main():
     p.add_argument("--target", type=float, default=0.105, help="relative error defining 'recovered'")
     args = p.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    generator, config = load_checkpoint(args.prior)
-    generator.requires_grad_(False)
+    network, config = load_checkpoint(args.prior)
+    network.requires_grad_(False)
     size = config["image_size"]
     images, _ = training_images([args.test], "rss", size, progress=False)
     x = torch.from_numpy(images[:: max(1, len(images) // args.slices)][: args.slices, 0].reshape(-1, size * size))
@@ -67,7 +67,7 @@ def main():
     for m in [int(v) for v in args.measurements.split(",")]:
         op = GaussianMeasurements(m, size * size, torch.Generator().manual_seed(m))
         y = op.forward(x[:, None].to(torch.complex64))
-        x_csgm = csgm(op, y, generator, restarts=4, steps=500)
+        x_csgm = csgm(op, y, network, restarts=4, steps=500)
         a = op.a.numpy().astype(np.float64)
         truth = x.numpy().astype(np.float64)
 

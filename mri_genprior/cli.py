@@ -8,16 +8,18 @@ failed file and exits with status 1 if any failed.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
 import sys
 from pathlib import Path
-from typing import List, Optional
+from typing import Dict, List, Optional
 
 from . import MriGenpriorError, __version__
 from .io import input_files
 from .masks import MASK_TYPES
+
 
 def _key_value(text: str):
     if "=" not in text:
@@ -86,7 +88,7 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_synth(args) -> int:
-    from .synthetic import write_synthetic_dataset
+    from .experiments.synthetic import write_synthetic_dataset
 
     _ensure_writable_dir(args.output)
     paths = write_synthetic_dataset(args.output, args.files, args.slices, (args.size, args.size), args.coils,
@@ -118,7 +120,7 @@ def _float_list(text: str) -> List[float]:
 
 
 def cmd_study(args) -> int:
-    from .study import StudySpec, format_summary, run_study, summarize_rows
+    from .experiments.study import StudySpec, format_summary, run_study, summarize_rows
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     params = _method_params(args.param)
@@ -134,17 +136,27 @@ def cmd_study(args) -> int:
     return 0
 
 
-TRAIN_OPTIONS = ("model", "target", "image_size", "latent_dim", "width", "steps", "batch_size", "lr", "vae_sigma",
-                 "seed", "acquisitions", "calib_width", "log_every", "sample_every", "checkpoint_every")
+def add_dataclass_options(parser: argparse.ArgumentParser, cls, presets: Dict[str, dict]) -> None:
+    """One ``--option`` per field of the dataclass ``cls``, with the field's type, ``choices``,
+    ``flag`` and ``help`` metadata. Every default is None, so the settings given on the
+    command line can be told apart; the help shows the real default and each preset's."""
+    for f in dataclasses.fields(cls):
+        default = f.default_factory() if f.default is dataclasses.MISSING else f.default
+        shown = f"default {default}" + "".join(f"; {name}: {values[f.name]}" for name, values in presets.items()
+                                               if f.name in values)
+        flag = f.metadata.get("flag", "--" + f.name.replace("_", "-"))
+        text = f"{f.metadata['help']} ({shown})"
+        if isinstance(default, list):
+            parser.add_argument(flag, dest=f.name, action="append", help=text)
+        else:
+            parser.add_argument(flag, dest=f.name, type=type(default), choices=f.metadata.get("choices"), help=text)
 
 
 def cmd_train(args) -> int:
-    import dataclasses
-
+    from .priors.train import PRESETS, TrainConfig, train
     from .recon import resolve_device
-    from .train import PRESETS, TrainConfig, train
 
-    explicit = [name for name in TRAIN_OPTIONS if getattr(args, name) is not None]
+    explicit = [f.name for f in dataclasses.fields(TrainConfig) if getattr(args, f.name) is not None]
     config = dataclasses.replace(TrainConfig(**PRESETS[args.preset]),
                                  **{name: getattr(args, name) for name in explicit})
     data = input_files(args.data) if args.data else []
@@ -159,14 +171,18 @@ def cmd_train(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from .demo import run_demo
+    from .experiments.demo import run_demo
 
     run_demo(args.output, device=args.device)
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .priors.models import TRAINABLE
+    from .priors.train import PRESETS, TrainConfig
     from .solvers import METHODS, describe
+
+    with_prior = ", ".join(name for name, entry in METHODS.items() if entry.takes_prior)
 
     parser = argparse.ArgumentParser(prog="mri-genprior", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"mri_genprior {__version__}")
@@ -179,7 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("inputs", nargs="+", type=Path, help="fastMRI .h5 files or directories of them")
     p.add_argument("-o", "--output", type=Path, required=True, help="output directory")
     p.add_argument("--method", default="l1-wavelet", choices=list(METHODS), help="default: l1-wavelet")
-    p.add_argument("--prior", help="generator checkpoint for csgm, sign-flip, image-adaptive, sparse-gen")
+    p.add_argument("--prior", help=f"generator checkpoint for {with_prior}")
     p.add_argument("-p", "--param", action="append", type=_key_value, metavar="KEY=VALUE",
                    help="method hyper-parameter (repeatable); see the list below")
     add_mask_arguments(p)
@@ -221,7 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--methods", default="zero-filled,l1-wavelet",
                    help=f"comma-separated, from: {', '.join(METHODS)} (default: zero-filled,l1-wavelet)")
     p.add_argument("--accels", type=_float_list, default=[2.0, 4.0, 8.0], help="comma-separated (default: 2,4,8)")
-    p.add_argument("--prior", help="generator checkpoint for csgm, sign-flip, image-adaptive, sparse-gen")
+    p.add_argument("--prior", help=f"generator checkpoint for {with_prior}")
     p.add_argument("-p", "--param", action="append", type=_key_value, metavar="METHOD:KEY=VALUE",
                    help="a method's hyper-parameter, e.g. csgm:restarts=8 (repeatable)")
     p.add_argument("--mask", default="random", choices=MASK_TYPES, help="default: random")
@@ -231,32 +247,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_study)
 
-    p = sub.add_parser("train", help="train a generative prior (GAN or VAE) on fastMRI files; torchrun for DDP",
-                       description="Train a DCGAN (non-saturating loss, spectrally normalised discriminator) or a "
-                                   "VAE (ELBO) prior. Run under `torchrun --nproc_per_node N -m mri_genprior.cli "
-                                   "train ...` for DistributedDataParallel (gloo on CPU, NCCL on CUDA).")
+    p = sub.add_parser("train", help="train a generative prior on fastMRI files; torchrun for DDP",
+                       description=f"Train a prior ({', '.join(TRAINABLE)}; see mri_genprior.priors.models). "
+                                   "Run under `torchrun --nproc_per_node N -m mri_genprior.cli train ...` for DistributedDataParallel (gloo on CPU, NCCL on CUDA).")
     p.add_argument("--data", nargs="+", type=Path, help="fastMRI .h5 files or directories (not needed with --resume)")
     p.add_argument("-o", "--output", type=Path, required=True, help="run directory")
-    p.add_argument("--preset", default="default", choices=["default", "small"],
+    p.add_argument("--preset", default="default", choices=list(PRESETS),
                    help="base settings; 'small' = 64x64, 300 steps, fits a CPU in minutes (default: default)")
-    p.add_argument("--model", choices=["dcgan", "vae"], help="default: dcgan")
-    p.add_argument("--target", choices=["complex", "rss"],
-                   help="rss: reconstruction_rss magnitudes (1 channel, used with the calibration-phase model); "
-                        "complex: ESPIRiT-combined images from fully sampled k-space (2 channels). Default: rss")
-    p.add_argument("--image-size", type=int, help="square image side, 4*2^n (default 64)")
-    p.add_argument("--latent-dim", type=int, help="latent dimension (default 64; small: 32)")
-    p.add_argument("--width", type=int, help="base channel width (default 32; small: 16)")
-    p.add_argument("--steps", type=int, help="total optimisation steps (default 5000; small: 300)")
-    p.add_argument("--batch-size", type=int, help="images per step per process (default 32; small: 16)")
-    p.add_argument("--lr", type=float, help="Adam learning rate (default 2e-4)")
-    p.add_argument("--vae-sigma", type=float, help="VAE decoder noise std in normalised units (default 0.05)")
-    p.add_argument("--seed", type=int, help="seed of weights, data order and noise (default 0)")
-    p.add_argument("--acquisition", dest="acquisitions", action="append",
-                   help="train only on files with this acquisition attribute (repeatable), e.g. CORPD_FBK, AXT2")
-    p.add_argument("--calib-width", type=int, help="ESPIRiT calibration lines for the complex target (default 24)")
-    p.add_argument("--log-every", type=int, help="steps between losses.csv rows (default 10)")
-    p.add_argument("--sample-every", type=int, help="steps between sample grids (default 500; small: 100)")
-    p.add_argument("--checkpoint-every", type=int, help="steps between checkpoints (default 500; small: 100)")
+    add_dataclass_options(p, TrainConfig, {k: v for k, v in PRESETS.items() if v})
     p.add_argument("--resume", action="store_true", help="continue the run in --output exactly where it stopped")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda (under torchrun: cuda:LOCAL_RANK)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")

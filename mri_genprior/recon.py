@@ -6,11 +6,14 @@ For each slice of a fastMRI file::
             ─► mask (the file's own, or a retrospective one), ``y = k * mask + 0.0``
             ─► scale by the 99th percentile of the zero-filled RSS image
             ─► ESPIRiT maps from the calibration region (methods that need them)
-            ─► method.reconstruct on batches of slices, zero outside the maps' support
+            ─► one SensePhysics per batch of slices (maps, mask, calibration, device)
+            ─► method.reconstruct(y, physics) -> Result ─► the physics' output convention
+               (zero outside the maps' support)
             ─► magnitude × scale ─► centre crop/pad to reconSpace (x, y)
 
 The result is ``(slices, recon_x, recon_y)`` float32 in the units of
-``reconstruction_rss``.
+``reconstruction_rss``. :func:`reconstruct_batch` is the in-memory core: any method on
+any physics (a non-Cartesian SigPy ``Sense`` too).
 """
 
 from __future__ import annotations
@@ -28,8 +31,8 @@ from tqdm.auto import tqdm
 
 from . import MriGenpriorError, masks
 from .io import Volume, open_volume, write_reconstruction
-from .physics import crop_or_pad, espirit_maps, remove_readout_oversampling, scale_factor
-from .solvers.base import Reconstructor
+from .physics import Physics, SensePhysics, crop_or_pad, espirit_maps, remove_readout_oversampling, scale_factor
+from .solvers.base import Method, Result
 
 log = logging.getLogger(__name__)
 
@@ -50,11 +53,11 @@ class MaskSpec:
 
 @dataclasses.dataclass
 class SliceBatch:
-    """Prepared, scaled inputs for a batch of slices (see ``solvers.base``)."""
+    """Prepared inputs for a batch of B slices: scaled k-space ``y`` ``(B, C, H, W)`` on the
+    device, its physics, and the per-slice scales that undo the normalisation."""
 
-    y: np.ndarray
-    mps: Optional[np.ndarray]
-    weights: np.ndarray
+    y: torch.Tensor
+    physics: Physics
     scales: np.ndarray
 
 
@@ -105,10 +108,36 @@ def prepare_batch(volume: Volume, indices, mask: np.ndarray, crop_readout: bool,
         if need_maps:
             mps.append(espirit_maps(y, calib, device))
     w = np.broadcast_to(weights, (len(ys),) + weights.shape).copy()
-    return SliceBatch(np.stack(ys), np.stack(mps) if need_maps else None, w, np.asarray(scales, np.float32))
+    physics = SensePhysics.from_numpy(np.stack(mps) if need_maps else None, w, device)
+    return SliceBatch(torch.as_tensor(np.stack(ys), device=device), physics, np.asarray(scales, np.float32))
 
 
-def reconstruct_volume(path: os.PathLike | str, method: Reconstructor, mask_spec: MaskSpec = MaskSpec(),
+def reconstruct_batch(method: Method, y: torch.Tensor, physics: Physics) -> Result:
+    """Run ``method`` on one batch and apply the physics' output convention.
+
+    Parameters
+    ----------
+    y : ``(B, *physics.oshape)`` complex64 measurements on ``physics.device``.
+
+    Returns
+    -------
+    Result whose ``images`` are ``(B, H, W)`` float32 magnitudes on the scale of ``y``
+    (and ``std``, if the method gives one, restricted the same way).
+
+    Raises
+    ------
+    MriGenpriorError
+        If the method produced NaN or Inf.
+    """
+    result = method.reconstruct(y, physics)
+    images = physics.restrict(result.images)
+    if not np.all(np.isfinite(images)):
+        raise MriGenpriorError(f"{method.name} produced NaN/Inf")
+    std = None if result.std is None else physics.restrict(result.std)
+    return Result(np.abs(images).astype(np.float32), std, result.diagnostics)
+
+
+def reconstruct_volume(path: os.PathLike | str, method: Method, mask_spec: MaskSpec = MaskSpec(),
                        device: str | torch.device | None = None, batch_size: int = 4,
                        progress: bool = True) -> Tuple[np.ndarray, dict]:
     """Reconstruct every slice of a fastMRI file.
@@ -132,19 +161,16 @@ def reconstruct_volume(path: os.PathLike | str, method: Reconstructor, mask_spec
         for first in range(0, volume.num_slices, batch_size):
             indices = range(first, min(first + batch_size, volume.num_slices))
             batch = prepare_batch(volume, indices, mask, crop_readout, method.needs_maps, device)
-            images = method.reconstruct(batch.y, batch.mps, batch.weights, device)
-            # A sees nothing outside the coil support: zero images (and uncertainty) there
-            support = 1.0 if batch.mps is None else (np.abs(batch.mps).sum(1) > 0)
-            images = images * support
-            if not np.all(np.isfinite(images)):
-                raise MriGenpriorError(f"{method.name} produced NaN/Inf on slices {list(indices)}")
-            magnitude = np.abs(images) * batch.scales[:, None, None]
-            recon[indices.start:indices.stop] = crop_or_pad(magnitude, out_shape)
-            diagnostics.extend(method.diagnostics)
-            if method.uncertainty is not None:
+            try:
+                result = reconstruct_batch(method, batch.y, batch.physics)
+            except MriGenpriorError as err:
+                raise MriGenpriorError(f"{err} (slices {list(indices)})") from err
+            scales = batch.scales[:, None, None]
+            recon[indices.start:indices.stop] = crop_or_pad(result.images * scales, out_shape)
+            diagnostics.extend(result.diagnostics)
+            if result.std is not None:
                 std = np.zeros_like(recon) if std is None else std
-                std[indices.start:indices.stop] = crop_or_pad(
-                    method.uncertainty * support * batch.scales[:, None, None], out_shape)
+                std[indices.start:indices.stop] = crop_or_pad(result.std * scales, out_shape)
             bar.update(len(indices))
         bar.close()
         padding = volume.header.padding if mask.ndim == 1 else None
@@ -171,7 +197,7 @@ def output_name(path: os.PathLike | str) -> str:
     return Path(path).name
 
 
-def reconstruct_file(path: os.PathLike | str, out_dir: os.PathLike | str, method: Reconstructor,
+def reconstruct_file(path: os.PathLike | str, out_dir: os.PathLike | str, method: Method,
                      mask_spec: MaskSpec = MaskSpec(), device=None, batch_size: int = 4,
                      progress: bool = True) -> Path:
     """Reconstruct ``path`` and write ``out_dir/<same name>`` atomically; return the output path."""

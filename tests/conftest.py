@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from mri_genprior.synthetic import write_synthetic_dataset
+from mri_genprior.experiments.synthetic import write_synthetic_dataset
+from mri_genprior.physics import Operator
 
 # the project's shared data lies beside the checkout: <checkout>/../shared
 SHARED_KSPACE = Path(__file__).resolve().parents[2] / "shared/data/sigpy_brain_8coil/cartesian_ksp.npy"
@@ -33,6 +34,19 @@ def device():
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
+
+
+class GaussianOp(Operator):
+    """y = A vec(x) with a complex matrix: a user-defined operator."""
+
+    def __init__(self, a, shape):
+        self.a, self.ishape, self.oshape = a, tuple(shape), (a.shape[0],)
+
+    def forward(self, x):
+        return x.flatten(1) @ self.a.T
+
+    def adjoint(self, y):
+        return (y @ self.a.conj()).view(-1, *self.ishape)
 
 
 def crandn(rng, shape):

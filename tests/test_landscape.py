@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from mri_genprior.landscape import GaussianMeasurements, recover, rho, risk_along_ray
+from mri_genprior.experiments.landscape import GaussianMeasurements, recover, rho, risk_along_ray
 from mri_genprior.priors.networks import ExpansiveReLU
 from mri_genprior.solvers.latent import FitOptions, _sign_flip, fit
 
@@ -50,13 +50,13 @@ def test_sign_flip_rule_flips_exactly_where_the_negation_is_better():
     def objective(latent):
         return (latent - target).pow(2).sum(1), None, None
 
-    optimiser = torch.optim.Adam([z], lr=0.1)
+    optimizer = torch.optim.Adam([z], lr=0.1)
     objective(z)[0].sum().backward()
-    optimiser.step()
+    optimizer.step()
     before = z.detach().clone()
-    assert _sign_flip(z, objective, optimiser) == 2
+    assert _sign_flip(z, objective, optimizer) == 2
     torch.testing.assert_close(z.detach(), before * torch.tensor([[-1.0], [1.0], [-1.0]]))
-    state = optimiser.state[z]
+    state = optimizer.state[z]
     assert torch.all(state["exp_avg"][[0, 2]] == 0) and state["exp_avg"][1, 0] != 0
 
 

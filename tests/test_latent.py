@@ -7,27 +7,17 @@ import pytest
 import sigpy.mri as mr
 import torch
 
+from conftest import GaussianOp
 from mri_genprior import MriGenpriorError
 from mri_genprior.metrics import volume_metrics
-from mri_genprior.physics import SenseOp
+from mri_genprior.physics import SensePhysics
 from mri_genprior.priors import load_checkpoint, save_checkpoint
 from mri_genprior.priors.networks import DCGANGenerator, DeepDecoder, ExpansiveReLU
 from mri_genprior.recon import MaskSpec, reconstruct_volume
 from mri_genprior.solvers import make_method
 from mri_genprior.solvers.latent import FitOptions, embed, fit
-
-
-class GaussianOp:
-    """y = A vec(x) with a complex Gaussian matrix: a user-defined torch operator."""
-
-    def __init__(self, a, shape):
-        self.a, self.shape = a, shape
-
-    def forward(self, x):
-        return x.flatten(1) @ self.a.T
-
-    def adjoint(self, y):
-        return (y @ self.a.conj()).view(-1, *self.shape)
+from mri_genprior.solvers.stages import restart_std
+from mri_genprior.solvers.trained import cached_prior
 
 
 @pytest.fixture
@@ -78,15 +68,16 @@ def test_csgm_recovers_latent_from_undersampled_multicoil(tmp_path, device):
     z0 = torch.randn(2, 8, generator=torch.Generator().manual_seed(5))
     with torch.no_grad():
         x0 = net(z0)[:, 0].to(torch.complex64)
-    op = SenseOp(torch.from_numpy(mps), torch.from_numpy(weights))
-    y = op.forward(x0).numpy()
+    physics = SensePhysics.from_numpy(mps, weights, device)
+    y = physics.forward(x0.to(device))
     method = make_method("csgm", prior=str(ckpt), steps=600, lr=0.05, lamda_z=0.0, restarts=6)
-    x = method.reconstruct(y, mps, weights, device)
-    rel = np.linalg.norm(x - x0.numpy()) / np.linalg.norm(x0.numpy())
+    result = method.reconstruct(y, physics)
+    rel = np.linalg.norm(result.images - x0.numpy()) / np.linalg.norm(x0.numpy())
     assert rel < 0.05
-    assert len(method.diagnostics) == 2 and all(len(d["restart_losses"]) == 6 for d in method.diagnostics)
-    best = [min(d["restart_losses"]) for d in method.diagnostics]
-    assert [d["final_loss"] for d in method.diagnostics] == best  # the best restart is kept
+    assert not hasattr(method, "diagnostics")  # results are values, nothing is left on the method
+    assert len(result.diagnostics) == 2 and all(len(d["restart_losses"]) == 6 for d in result.diagnostics)
+    best = [min(d["restart_losses"]) for d in result.diagnostics]
+    assert [d["final_loss"] for d in result.diagnostics] == best  # the best restart is kept
 
 
 @pytest.mark.parametrize("name", ["convdecoder", "dip"])
@@ -114,7 +105,8 @@ def test_trained_prior_methods_run_and_fit_data(name, tmp_path, device):
     params = {"prior": str(ckpt), "steps": 30, "restarts": 2}
     if name == "image-adaptive":
         params.update(adapt_steps=20)
-    x = make_method(name, **params).reconstruct(y, mps, weights, device)
+    x = make_method(name, **params).reconstruct(torch.from_numpy(y).to(device),
+                                                SensePhysics.from_numpy(mps, weights, device)).images
     assert x.shape == (1, 16, 16) and np.isfinite(x).all()
 
 
@@ -173,12 +165,12 @@ def test_restart_std_map_written_beside_reconstruction(tmp_path, synth_file):
         outside = recon == 0  # outside the coil support both maps are zero
         assert outside.any() and np.all(std[outside] == 0)
     # with every restart "good", the map is the population std of |x| over the 3 restarts
-    images = torch.stack([torch.full((4, 4), v) for v in (1.0, 2.0, 4.0)])
-    got = method._restart_std(images.to(torch.complex64), torch.tensor([[1.0, 2.0, 3.0]]))
+    images = torch.stack([torch.full((4, 4), v) for v in (1.0, 2.0, 4.0)]).to(torch.complex64)
+    got = restart_std(images, torch.tensor([[1.0, 2.0, 3.0]]), 1e9)
     np.testing.assert_allclose(got, np.full((1, 4, 4), np.std([1.0, 2.0, 4.0])), rtol=1e-6)
-    method.good_restart_ratio = 1.5  # now only losses <= 1.5: restarts 0 (1.0) and nothing else within 1.5×1
-    got = method._restart_std(images.to(torch.complex64), torch.tensor([[1.0, 2.0, 3.0]]))
-    np.testing.assert_allclose(got, np.zeros((1, 4, 4)), atol=1e-7)
+    # ratio 1.5: only losses <= 1.5 × 1.0 count, i.e. restart 0 alone: no spread
+    np.testing.assert_allclose(restart_std(images, torch.tensor([[1.0, 2.0, 3.0]]), 1.5), np.zeros((1, 4, 4)),
+                               atol=1e-7)
 
 
 def test_image_adaptive_moves_the_weights_of_its_own_copy_only(tmp_path, device):
@@ -189,13 +181,18 @@ def test_image_adaptive_moves_the_weights_of_its_own_copy_only(tmp_path, device)
     csgm = make_method("csgm", prior=str(ckpt), steps=30, restarts=1, seed=3)
     iagan = make_method("image-adaptive", prior=str(ckpt), steps=30, restarts=1, seed=3, adapt_steps=30,
                         adapt_lr=1e-2, holdout=0.0)
-    x_csgm = csgm.reconstruct(y, mps, weights, device)
-    x_iagan = iagan.reconstruct(y, mps, weights, device)
-    fit_err = lambda x: np.linalg.norm((SenseOp(torch.from_numpy(mps), torch.from_numpy(weights))  # noqa: E731
-                                        .forward(torch.from_numpy(x)).numpy() - y))
+    physics = SensePhysics.from_numpy(mps, weights, device)
+    yt = torch.from_numpy(y).to(device)
+    prior, _ = cached_prior(str(ckpt), str(device))
+    before = {k: v.clone() for k, v in prior.state_dict().items()}
+    x_csgm = csgm.reconstruct(yt, physics).images
+    x_iagan = iagan.reconstruct(yt, physics).images
+    fit_err = lambda x: np.linalg.norm(physics.forward(torch.from_numpy(x).to(device)).cpu().numpy() - y)  # noqa
     assert fit_err(x_iagan) < 0.95 * fit_err(x_csgm)  # adapting the weights fits the data better
-    again = csgm.reconstruct(y, mps, weights, device)  # the shared (cached) prior is unchanged
-    np.testing.assert_allclose(again, x_csgm, atol=1e-6)
+    # the shared (cached) prior is never mutated: same weights, no gradients, same answer again
+    assert all(torch.equal(before[k], v) for k, v in prior.state_dict().items())
+    assert not any(p.requires_grad or p.grad is not None for p in prior.parameters())
+    np.testing.assert_allclose(csgm.reconstruct(yt, physics).images, x_csgm, atol=1e-6)
 
 
 def test_divergent_fit_backs_off_and_never_returns_nan(relu_problem):

@@ -4,8 +4,11 @@ import sigpy as sp
 import sigpy.mri as mr
 import torch
 
-from conftest import crandn
-from mri_genprior.physics import (SenseOp, SigpyOperator, crop_or_pad, fft2c, ifft2c, remove_readout_oversampling)
+from conftest import GaussianOp, crandn
+from mri_genprior import MriGenpriorError
+from mri_genprior.experiments.landscape import GaussianMeasurements
+from mri_genprior.physics import (SensePhysics, SigpyOperator, SigpyPhysics, complex_randn, crop_or_pad, fft2c, ifft2c,
+                                  remove_readout_oversampling, sigpy_device)
 
 
 def _sense_inputs(rng, b=2, c=4, h=24, w=20):
@@ -25,10 +28,10 @@ def test_fft_convention_equals_fastmri_and_sigpy(rng):
     np.testing.assert_allclose(ifft2c(ours).numpy(), x, atol=1e-5)
 
 
-def test_sense_op_equals_sigpy_sense(rng, device):
+def test_sense_physics_equals_sigpy_sense(rng, device):
     mps, weights = _sense_inputs(rng)
     x = crandn(rng, (2, 24, 20))
-    op = SenseOp(torch.from_numpy(mps).to(device), torch.from_numpy(weights).to(device))
+    op = SensePhysics(torch.from_numpy(mps).to(device), torch.from_numpy(weights).to(device))
     ours = op(torch.from_numpy(x).to(device)).cpu().numpy()
     for b in range(2):
         ref = mr.linop.Sense(mps[b], weights=weights[b])(x[b])
@@ -36,37 +39,67 @@ def test_sense_op_equals_sigpy_sense(rng, device):
 
 
 def _operators(rng, device):
-    mps, weights = _sense_inputs(rng, b=1)
-    sense = SenseOp(torch.from_numpy(mps).to(device), torch.from_numpy(weights).to(device))
-    bridged = SigpyOperator(mr.linop.Sense(sp.to_device(mps[0], sp.cpu_device), weights=weights[0]))
+    """Every operator kind of the package (and a user's own), on small random problems."""
+    mps, weights = _sense_inputs(rng, b=2)
+    sense = SensePhysics(torch.from_numpy(mps).to(device), torch.from_numpy(weights).to(device))
+    bridged = SigpyOperator([mr.linop.Sense(mps[b], weights=weights[b]) for b in range(2)])
     coord = (rng.random((50, 2)).astype(np.float32) - 0.5) * 20  # non-Cartesian: any Linop plugs in
-    nufft = SigpyOperator(mr.linop.Sense(mps[0], coord=coord))
-    return {"sense": (sense, (1, 24, 20)), "sigpy-sense": (bridged, (1, 24, 20)), "sigpy-nufft": (nufft, (1, 24, 20))}
+    nufft = SigpyPhysics([mr.linop.Sense(mps[b], coord=coord) for b in range(2)])
+    gaussian = GaussianMeasurements(30, 40, torch.Generator().manual_seed(0))
+    user = GaussianOp(torch.from_numpy(crandn(rng, (25, 24 * 20))), (24, 20))
+    return {"sense-physics": sense, "sigpy-bridge": bridged, "sigpy-physics-nufft": nufft,
+            "landscape-gaussian": gaussian, "user-gaussian": user}
 
 
-@pytest.mark.parametrize("name", ["sense", "sigpy-sense", "sigpy-nufft"])
+OPERATORS = ["sense-physics", "sigpy-bridge", "sigpy-physics-nufft", "landscape-gaussian", "user-gaussian"]
+
+
+@pytest.mark.parametrize("name", OPERATORS)
 def test_adjoint_identity(name, rng, device):
-    op, ishape = _operators(rng, device)[name]
-    dev = device if name == "sense" else torch.device("cpu")
-    x = torch.from_numpy(crandn(rng, ishape)).to(dev)
-    ax = op.forward(x)
-    y = torch.from_numpy(crandn(rng, tuple(ax.shape))).to(dev)
-    lhs = torch.vdot(ax.flatten(), y.flatten())
-    rhs = torch.vdot(x.flatten(), op.adjoint(y).flatten())
-    assert abs(lhs - rhs) / abs(lhs) < 1e-5
+    op = _operators(rng, device)[name]
+    assert op.adjointness_test(batch=2) < 1e-5
 
 
-def test_bridge_gradient_is_adjoint(rng):
-    mps, weights = _sense_inputs(rng, b=1)
-    linop = mr.linop.Sense(mps[0], weights=weights[0])
-    op = SigpyOperator(linop)
-    x = torch.from_numpy(crandn(rng, (1, 24, 20))).requires_grad_(True)
-    y = torch.from_numpy(crandn(rng, (1, 4, 24, 20)))
-    loss = (op(x) - y).abs().pow(2).sum()
-    loss.backward()
-    expected = 2 * linop.H(linop(x.detach().numpy()[0]) - y.numpy()[0])
-    np.testing.assert_allclose(x.grad.numpy()[0], expected, rtol=1e-4, atol=1e-4)
-    # and torch's own finite-difference check on a tiny operator
+@pytest.mark.parametrize("name", OPERATORS)
+def test_autograd_gradient_is_the_adjoint(name, rng, device):
+    """d‖A x − y‖²/dx̄ through autograd equals 2 Aᴴ(A x − y) for every operator."""
+    op = _operators(rng, device)[name]
+    g = torch.Generator().manual_seed(1)
+    x = complex_randn((2,) + tuple(op.ishape), g, op.device).requires_grad_(True)
+    y = complex_randn((2,) + tuple(op.oshape), g, op.device)
+    (op.forward(x) - y).abs().pow(2).sum().backward()
+    with torch.no_grad():
+        expected = 2 * op.adjoint(op.forward(x) - y)
+    assert float((x.grad - expected).norm() / expected.norm()) < 1e-5
+
+
+def test_wrong_adjoint_is_caught(rng):
+    class Broken(GaussianOp):
+        def adjoint(self, y):
+            return 2 * super().adjoint(y)
+
+    assert Broken(torch.from_numpy(crandn(rng, (25, 12))), (3, 4)).adjointness_test() > 0.1
+
+
+def test_shape_errors_name_the_operator(rng, device):
+    op = _operators(rng, device)["sense-physics"]
+    with pytest.raises(MriGenpriorError, match=r"SensePhysics: expected image of shape \(batch, 24, 20\)"):
+        op.forward(torch.zeros(2, 20, 24, dtype=torch.complex64, device=device))
+
+
+def test_sense_physics_linop_is_sigpy_sense(rng, device):
+    mps, weights = _sense_inputs(rng)
+    physics = SensePhysics.from_numpy(mps, weights, device)
+    x = crandn(rng, (2, 24, 20))
+    ours = physics(torch.from_numpy(x).to(device)).cpu().numpy()
+    for b in range(2):
+        via_linop = sp.to_device(physics.linop(b)(sp.to_device(x[b], sigpy_device(device))))
+        np.testing.assert_allclose(via_linop, ours[b], atol=1e-4)
+    picked = physics.select([1, 1, 0])
+    assert picked.batch == 3 and torch.equal(picked.maps[2], physics.maps[0])
+
+
+def test_bridge_gradcheck_double_precision(rng):
     tiny = SigpyOperator(sp.linop.Multiply((3,), crandn(rng, (3,)).astype(np.complex128)))
     z = torch.from_numpy(crandn(rng, (1, 3))).to(torch.complex128).requires_grad_(True)
     assert torch.autograd.gradcheck(lambda t: tiny(t), (z,))

@@ -14,7 +14,7 @@ from mri_genprior import scaleout
 from mri_genprior.cli import main
 from mri_genprior.recon import MaskSpec
 from mri_genprior.scaleout import Job, reconstruct_all
-from mri_genprior.synthetic import write_synthetic_dataset
+from mri_genprior.experiments.synthetic import write_synthetic_dataset
 
 JOB = Job("sense", {"max_iter": 10}, MaskSpec("random", 4, 0.25), "cpu")
 

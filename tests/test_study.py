@@ -9,7 +9,7 @@ import pytest
 from mri_genprior import MriGenpriorError
 from mri_genprior.cli import main
 from mri_genprior.metrics import volume_metrics
-from mri_genprior.study import StudySpec, cell_path, run_study, summarize_rows
+from mri_genprior.experiments.study import StudySpec, cell_path, run_study, summarize_rows
 
 SPEC = StudySpec(methods=["zero-filled", "l1-wavelet"], accelerations=[2, 4], center_fraction=0.25,
                  params={"l1-wavelet": {"max_iter": 10}})

@@ -11,13 +11,14 @@ import numpy as np
 import pytest
 import torch
 
-from mri_genprior import MriGenpriorError, train as train_mod
+from mri_genprior import MriGenpriorError
+from mri_genprior.priors.models import TRAINABLE
 from mri_genprior.cli import main
-from mri_genprior.datasets import training_images
+from mri_genprior.priors.datasets import training_images
 from mri_genprior.priors import load_checkpoint
 from mri_genprior.recon import MaskSpec, reconstruct_volume
 from mri_genprior.solvers import make_method
-from mri_genprior.train import TrainConfig, train
+from mri_genprior.priors.train import TrainConfig, train
 
 TINY = dict(image_size=64, latent_dim=8, width=4, batch_size=2, log_every=1, sample_every=3, checkpoint_every=3)
 
@@ -89,15 +90,16 @@ def test_resume_after_interruption_is_exact(synth_dir, tmp_path, monkeypatch, mo
     train(config, [synth_dir], tmp_path / "whole", progress=False)
 
     calls = {"n": 0}
-    original = train_mod.Trainer._gan_step if model == "dcgan" else train_mod.Trainer._vae_step
+    model_class = TRAINABLE[model]
+    original = model_class.step
 
-    def crash_at_step_5(self, real, gen):
+    def crash_at_step_5(self, real, rng):
         calls["n"] += 1
         if calls["n"] == 5:
             raise KeyboardInterrupt  # killed after the checkpoint at step 3, with log rows 4 written
-        return original(self, real, gen)
+        return original(self, real, rng)
 
-    monkeypatch.setattr(train_mod.Trainer, "_gan_step" if model == "dcgan" else "_vae_step", crash_at_step_5)
+    monkeypatch.setattr(model_class, "step", crash_at_step_5)
     with pytest.raises(KeyboardInterrupt):
         train(config, [synth_dir], tmp_path / "cut", progress=False)
     monkeypatch.undo()
@@ -143,5 +145,5 @@ def test_two_process_gloo_training_keeps_ranks_identical(synth_dir, tmp_path):
     prints = summary["rank_fingerprints"]
     assert len(prints) == 2 and prints[0] == prints[1]
     model, _ = load_checkpoint(run / "generator.pt")
-    from mri_genprior.distributed import fingerprint
+    from mri_genprior.priors.distributed import fingerprint
     assert fingerprint(model) == prints[0]

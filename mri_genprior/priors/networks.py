@@ -101,9 +101,9 @@ class DeepDecoder(nn.Module):
         blocks.append(nn.Conv2d(channels, out_channels, kernel_size, padding=pad, padding_mode="reflect"))
         self.body = nn.Sequential(*blocks)
 
-    def fixed_input(self, generator: torch.Generator, scale: float = 0.1) -> torch.Tensor:
+    def fixed_input(self, rng: torch.Generator, scale: float = 0.1) -> torch.Tensor:
         """The network's fixed random input ``(1, *input_shape)`` (uniform, scaled)."""
-        return scale * torch.rand((1,) + self.input_shape, generator=generator)
+        return scale * torch.rand((1,) + self.input_shape, generator=rng)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.body(z)
@@ -166,7 +166,7 @@ class Discriminator(nn.Module):
 class SkipNet(nn.Module):
     """Deep Image Prior encoder-decoder with skip connections (Ulyanov et al. 2018), untrained.
 
-    A fixed noise input ``(1, in_channels, h, w)`` goes through ``depth`` stride-2
+    A fixed noise input ``(1, in_channels, h, w)`` goes through ``layers`` stride-2
     ``kernel_size`` convolution blocks down and bilinear-upsampling blocks up; each level adds a
     ``skip_channels`` 1×1 projection of the encoder features. LeakyReLU(0.2) and
     instance normalisation (the same in train and eval mode); any ``output_size`` works.
@@ -174,11 +174,11 @@ class SkipNet(nn.Module):
     ``(1, out_channels, h, w)``.
     """
 
-    def __init__(self, output_size: Sequence[int] = (64, 64), channels: int = 32, depth: int = 3,
+    def __init__(self, output_size: Sequence[int] = (64, 64), channels: int = 32, layers: int = 3,
                  skip_channels: int = 4, in_channels: int = 32, out_channels: int = 2, kernel_size: int = 3):
         super().__init__()
         h, w = int(output_size[0]), int(output_size[1])
-        self.config = dict(output_size=[h, w], channels=channels, depth=depth, skip_channels=skip_channels,
+        self.config = dict(output_size=[h, w], channels=channels, layers=layers, skip_channels=skip_channels,
                            in_channels=in_channels, out_channels=out_channels, kernel_size=kernel_size)
         self.input_shape = (in_channels, h, w)
 
@@ -186,10 +186,10 @@ class SkipNet(nn.Module):
             return nn.Sequential(nn.Conv2d(c_in, c_out, kernel_size, stride, kernel_size // 2, padding_mode="reflect"),
                                  nn.InstanceNorm2d(c_out, affine=True), nn.LeakyReLU(0.2))
 
-        self.down = nn.ModuleList(block(in_channels if i == 0 else channels, channels, 2) for i in range(depth))
+        self.down = nn.ModuleList(block(in_channels if i == 0 else channels, channels, 2) for i in range(layers))
         self.skip = nn.ModuleList(nn.Conv2d(in_channels if i == 0 else channels, skip_channels, 1)
-                                  for i in range(depth))
-        self.up = nn.ModuleList(block(channels + skip_channels, channels) for _ in range(depth))
+                                  for i in range(layers))
+        self.up = nn.ModuleList(block(channels + skip_channels, channels) for _ in range(layers))
         self.out = nn.Conv2d(channels, out_channels, 1)
 
     fixed_input = DeepDecoder.fixed_input

@@ -1,16 +1,21 @@
-"""The reconstructor interface every method implements.
+"""The interface every reconstruction method implements.
 
-A reconstructor is a dataclass of hyper-parameters (its fields are recorded as the
-settings of every output) with one method::
+A method is a dataclass of hyper-parameters (its fields are recorded as the settings of
+every output) with one call::
 
-    reconstruct(y, mps, weights, device) -> images
+    method.reconstruct(y, physics) -> Result
 
-where, for a batch of B slices of a volume,
+where, for a batch of B slices,
 
-* ``y``: ``(B, C, H, W)`` complex64 k-space, already masked and scaled,
-* ``mps``: ``(B, C, H, W)`` complex64 sensitivity maps (None if ``needs_maps`` is False),
-* ``weights``: ``(B, H, W)`` float32 sampling mask,
-* ``images``: ``(B, H, W)`` complex64 (or real) reconstructions on the same scale as ``y``.
+* ``y``: ``(B, *physics.oshape)`` complex64 torch tensor on ``physics.device`` (for
+  Cartesian SENSE ``(B, C, H, W)`` k-space, masked and scaled),
+* ``physics``: the :class:`~mri_genprior.physics.Physics` built once for the batch by
+  the pipeline (or by the caller, e.g. a non-Cartesian SigPy ``Sense``),
+* the :class:`Result` holds ``(B, H, W)`` complex64 images on the same scale as ``y``,
+  an optional per-pixel standard deviation and per-slice diagnostics.
+
+``reconstruct`` leaves no state on the method: the same method object may serve any
+number of batches, threads or processes.
 """
 
 from __future__ import annotations
@@ -19,24 +24,40 @@ import dataclasses
 from typing import ClassVar, List, Optional
 
 import numpy as np
-import torch
 
 
 @dataclasses.dataclass
-class Reconstructor:
-    """Base class: see the module docstring for the contract."""
+class Result:
+    """What a method returns for a batch of B slices.
 
-    name: ClassVar[str] = ""
+    Attributes
+    ----------
+    images : ``(B, H, W)`` complex64 reconstructions (scaled like ``y``).
+    std : ``(B, H, W)`` per-pixel standard deviation of the magnitude, or None.
+    diagnostics : one JSON-able dict per slice (losses, steps, chosen restart, ...).
+    """
+
+    images: np.ndarray
+    std: Optional[np.ndarray] = None
+    diagnostics: List[dict] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass
+class Method:
+    """Base class: see the module docstring for the contract.
+
+    Class attributes: ``needs_maps`` (the pipeline estimates coil maps for it) and
+    ``takes_prior`` (it reads a trained generator checkpoint, ``prior``). The registry
+    (:mod:`mri_genprior.solvers`) sets ``name``.
+    """
+
     needs_maps: ClassVar[bool] = True
-
-    def __post_init__(self):
-        self.diagnostics: List[dict] = []  # per-slice records of the last reconstruct call
-        self.uncertainty: Optional[np.ndarray] = None  # (B, H, W) per-pixel std of the last call, if any
+    takes_prior: ClassVar[bool] = False
+    name = ""  # set by the registry; not a hyper-parameter
 
     def settings(self) -> dict:
         """Hyper-parameters as a JSON-able dict (recorded in outputs)."""
         return {"method": self.name, **dataclasses.asdict(self)}
 
-    def reconstruct(self, y: np.ndarray, mps: Optional[np.ndarray], weights: np.ndarray,
-                    device: torch.device) -> np.ndarray:
+    def reconstruct(self, y, physics) -> Result:
         raise NotImplementedError

@@ -1,82 +1,115 @@
-"""Classical baselines: zero-filled RSS and SigPy's SENSE, L1-wavelet and TV apps.
+"""Classical baselines: zero-filled, and regularised least squares solved by SigPy.
 
-Each slice is solved with the corresponding ``sigpy.mri.app`` on the requested device.
+``SigpyRecon`` solves ``min_x ½‖A x − y‖² + R(x)`` for each slice with
+``sigpy.app.LinearLeastSquares`` on the physics' own SigPy Linop (``physics.linop(b)``),
+so it runs on any physics, Cartesian or not. The regulariser is a named part:
+
+=============  =====================================  ==========================================
+regularizer    R(x)                                    SigPy solver (as ``sigpy.mri.app`` uses)
+=============  =====================================  ==========================================
+``l2``         λ‖x‖² (``SenseRecon``)                  conjugate gradient
+``wavelet``    λ‖Ψx‖₁, Ψ Daubechies-4 (``L1WaveletRecon``)  proximal gradient
+``tv``         λ‖∇x‖₁ (``TotalVariationRecon``)        primal-dual hybrid gradient
+=============  =====================================  ==========================================
+
 Regularisation weights assume the k-space was normalised by
-:func:`mri_genprior.physics.scale_factor` (image magnitudes of order 1). SigPy's
-L1-wavelet prox soft-thresholds a redundant (non-unitary) db4 transform, which leaves
-wavelet-shaped texture in the background at large ``lamda``; the default is small.
+:func:`mri_genprior.physics.scale_factor` (image magnitudes of order 1).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-from typing import ClassVar
 
 import numpy as np
 
-from ..physics import ifft2c_np, rss, sigpy_device
-from .base import Reconstructor
+from .. import MriGenpriorError
+from ..physics.operators import array_to_tensor, tensor_to_array
+from .base import Method, Result
 
 
 @dataclasses.dataclass
-class ZeroFilled(Reconstructor):
-    """Root-sum-of-squares of the inverse FFT of the zero-filled k-space."""
+class ZeroFilled(Method):
+    """The physics' zero-filled image (Cartesian SENSE: RSS of the inverse FFT of the zero-filled k-space)."""
 
-    name = "zero-filled"
     needs_maps = False
 
-    def reconstruct(self, y, mps, weights, device):
-        return rss(ifft2c_np(y), axis=1).astype(np.complex64)
+    def reconstruct(self, y, physics) -> Result:
+        return Result(physics.zero_filled(y).cpu().numpy())
+
+
+def _l2(shape, lamda):
+    return {"lamda": lamda}
+
+
+def _wavelet(shape, lamda):
+    import sigpy as sp
+
+    wavelet = sp.linop.Wavelet(shape, wave_name="db4")
+
+    def g(x):
+        with sp.get_device(x):
+            return lamda * sp.get_array_module(x).sum(abs(wavelet(x))).item()
+
+    return {"proxg": sp.prox.UnitaryTransform(sp.prox.L1Reg(wavelet.oshape, lamda), wavelet), "g": g}
+
+
+def _tv(shape, lamda):
+    import sigpy as sp
+
+    gradient = sp.linop.FiniteDifference(shape)
+
+    def g(x):
+        with sp.get_device(x):
+            return lamda * sp.get_array_module(x).sum(abs(x)).item()
+
+    return {"proxg": sp.prox.L1Reg(gradient.oshape, lamda), "g": g, "G": gradient}
+
+
+REGULARIZERS = {"l2": _l2, "wavelet": _wavelet, "tv": _tv}
+
+
+@contextlib.contextmanager
+def seeded_sigpy_random(seed: int, device):
+    """Seed the global NumPy (or CuPy) RNG for the duration, then restore NumPy's.
+
+    SigPy's power iteration (``sigpy.app.MaxEig``, which sets the step size of the
+    wavelet and TV solvers) starts from that global RNG; unseeded, the same call gave
+    results differing by up to 1e-3 between runs.
+    """
+    state = np.random.get_state()
+    np.random.seed(seed)
+    if device.type == "cuda":
+        import cupy
+
+        cupy.random.seed(seed)
+    try:
+        yield
+    finally:
+        np.random.set_state(state)
 
 
 @dataclasses.dataclass
-class _SigpyApp(Reconstructor):
-    """Runs ``sigpy.mri.app.<app>(y, mps, lamda, weights=..., max_iter=...)`` per slice."""
+class SigpyRecon(Method):
+    """``min_x ½‖A x − y‖² + R(x)`` per slice with ``sigpy.app.LinearLeastSquares`` (see the module docstring)."""
 
-    app: ClassVar[str] = ""
-    lamda: float = 0.0
-    max_iter: int = 100
-
-    def reconstruct(self, y, mps, weights, device):
-        import sigpy as sp
-        import sigpy.mri as mr
-
-        dev = sigpy_device(device)
-        app_class = getattr(mr.app, self.app)
-        out = np.empty((y.shape[0],) + y.shape[-2:], dtype=np.complex64)
-        for b in range(y.shape[0]):
-            yb, mb, wb = (sp.to_device(a, dev) for a in (y[b], mps[b], weights[b]))
-            app = app_class(yb, mb, lamda=self.lamda, weights=wb, max_iter=self.max_iter,
-                            device=dev, show_pbar=False)
-            out[b] = sp.to_device(app.run(), sp.cpu_device)
-        return out
-
-
-@dataclasses.dataclass
-class SenseRecon(_SigpyApp):
-    """CG-SENSE: min_x ||A x - y||² + lamda ||x||² (``sigpy.mri.app.SenseRecon``)."""
-
-    name = "sense"
-    app = "SenseRecon"
-    lamda: float = 0.001
-    max_iter: int = 30
-
-
-@dataclasses.dataclass
-class L1WaveletRecon(_SigpyApp):
-    """min_x ||A x - y||² / 2 + lamda ||Ψ x||₁, Ψ Daubechies-4 wavelets (``L1WaveletRecon``)."""
-
-    name = "l1-wavelet"
-    app = "L1WaveletRecon"
+    regularizer: str = "wavelet"
     lamda: float = 1e-5
     max_iter: int = 100
 
+    def __post_init__(self):
+        if self.regularizer not in REGULARIZERS:
+            raise MriGenpriorError(f"has no regularizer {self.regularizer!r}; choose from {', '.join(REGULARIZERS)}")
 
-@dataclasses.dataclass
-class TotalVariationRecon(_SigpyApp):
-    """min_x ||A x - y||² / 2 + lamda ||∇x||₁ (``sigpy.mri.app.TotalVariationRecon``)."""
+    def reconstruct(self, y, physics) -> Result:
+        import sigpy as sp
 
-    name = "tv"
-    app = "TotalVariationRecon"
-    lamda: float = 0.02
-    max_iter: int = 100
+        out = []
+        for b in range(y.shape[0]):
+            linop = physics.linop(b)
+            yb = tensor_to_array(y[b])
+            with sp.get_device(yb), seeded_sigpy_random(b, y.device):
+                terms = REGULARIZERS[self.regularizer](linop.ishape, self.lamda)
+                app = sp.app.LinearLeastSquares(linop, yb, max_iter=self.max_iter, show_pbar=False, **terms)
+                out.append(array_to_tensor(app.run().astype(sp.get_array_module(yb).complex64), y.device))
+        return Result(np.stack([x.cpu().numpy() for x in out]))

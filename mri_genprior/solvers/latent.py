@@ -1,15 +1,18 @@
 """The one optimisation loop behind every generative-prior method.
 
-Given a torch operator ``op`` (:class:`~mri_genprior.physics.SenseOp`,
-:class:`~mri_genprior.physics.SigpyOperator` around any SigPy Linop, or anything with
-``forward``/``adjoint``), measurements ``y`` ``(N, ...)`` and a generator ``G``,
-:func:`fit` minimises, independently for each of the N batch items,
+Given an operator ``op`` (any :class:`~mri_genprior.physics.Operator`: the pipeline's
+:class:`~mri_genprior.physics.Physics`, a SigPy Linop through
+:class:`~mri_genprior.physics.SigpyOperator`, a user's own), measurements ``y``
+``(N, ...)`` and a network ``G``, :func:`fit` minimises, independently for each of the
+N batch items,
 
-    f(z, θ, ν) = ‖A (E(G_θ(z)) + ν) − y‖²_train + λ_z ‖z‖² + λ_ν ‖Ψ ν‖₁
+    f(z, θ, ν) = ‖A (E(G_θ(z)) + ν) − y‖²_train + Σ penalties
 
 with Adam over the parts that move: z (CSGM, Bora et al. 2017), θ (image-adaptive
-priors, untrained decoders), ν (Sparse-Gen, Dhar et al. 2018). E embeds the generator's
-image in the solve grid (:func:`embed`). Options:
+priors, untrained decoders), ν (Sparse-Gen, Dhar et al. 2018; it exists when a penalty
+acts on it). E embeds the network's image in the solve grid (:func:`embed`). The
+penalties are named parts: :class:`LatentNorm` (λ_z ‖z‖²) and :class:`WaveletSparsity`
+(λ_ν ‖Ψ ν‖₁). Options (:class:`FitOptions`):
 
 * ``sign_flip_every=k``: every k steps, items with f(−z) < f(z) jump to −z
   (Hand & Voroninski 2017, Algorithm 1).
@@ -17,8 +20,12 @@ image in the solve grid (:func:`embed`). Options:
   the iterate with the lowest held-out loss is returned (early stopping that needs no
   ground truth), and the fit stops after ``patience`` steps without improvement.
 
+The network's weights move only with ``net_lr > 0``, and then they must be the
+caller's own copy; with ``net_lr = 0`` the network is evaluated with detached weights,
+so a shared (cached) prior is never touched.
+
 Numerical safety: when the objective of any item becomes NaN or Inf, every moving part
-returns to its last finite iterate, the optimiser state is cleared and all step sizes
+returns to its last finite iterate, the optimizer state is cleared and all step sizes
 are halved (a back-off); after ``max_backoffs`` of them the fit raises
 :class:`~mri_genprior.MriGenpriorError`. A fit therefore never returns NaN.
 """
@@ -26,7 +33,8 @@ are halved (a back-off); after ``max_backoffs`` of them the fit raises
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, Optional, Tuple
+import itertools
+from typing import Optional, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -39,7 +47,8 @@ def to_complex(out: torch.Tensor) -> torch.Tensor:
 
     C = 2: real and imaginary parts. C = 1: a real (magnitude) image; :func:`fit`
     multiplies it by a phase map estimated from the calibration region
-    (:func:`calibration_phase`) — the phase model of magnitude-only priors.
+    (:meth:`mri_genprior.physics.Physics.calibration_phase`) — the phase model of
+    magnitude-only priors.
     """
     if out.shape[1] == 2:
         return torch.complex(out[:, 0], out[:, 1])
@@ -67,23 +76,13 @@ def embed(image: torch.Tensor, grid: Tuple[int, int]) -> torch.Tensor:
     return out
 
 
-def calibration_phase(op, y: torch.Tensor, width: int) -> torch.Tensor:
-    """Phase ``(N, H, W)`` of the adjoint of the centre ``width × width`` k-space block."""
-    h, w = y.shape[-2:]
-    window = torch.zeros(h, w, device=y.device)
-    window[h // 2 - width // 2: h // 2 + (width + 1) // 2, w // 2 - width // 2: w // 2 + (width + 1) // 2] = 1
-    return torch.angle(op.adjoint(y * window))
-
-
 @dataclasses.dataclass
 class FitOptions:
     """Hyper-parameters of :func:`fit` (see the module docstring)."""
 
     steps: int = 300
-    lr: float = 0.05          # Adam step for z (0: z fixed)
-    net_lr: float = 0.0       # Adam step for the generator weights (0: fixed)
-    lamda_z: float = 0.0      # weight of ‖z‖²
-    sparse_lamda: float = 0.0 # weight of ‖Ψν‖₁ (0: no ν)
+    lr: float = 0.05          # Adam step for z (0: z fixed) and ν
+    net_lr: float = 0.0       # Adam step for the network weights (0: fixed)
     sign_flip_every: int = 0  # 0: off
     holdout: float = 0.0      # fraction of measured samples held out for early stopping
     patience: int = 100
@@ -109,52 +108,92 @@ def _per_item(x: torch.Tensor) -> torch.Tensor:
     return x.abs().pow(2).flatten(1).sum(1)
 
 
-def holdout_mask(y: torch.Tensor, fraction: float, generator: torch.Generator) -> torch.Tensor:
+class LatentNorm:
+    """Penalty ``λ ‖z‖²`` on the latent code (the Gaussian prior of CSGM, Bora et al. 2017)."""
+
+    target = "latent"
+
+    def __init__(self, lamda: float):
+        self.lamda = lamda
+
+    def __call__(self, z: torch.Tensor) -> torch.Tensor:
+        return self.lamda * _per_item(z)
+
+
+class WaveletSparsity:
+    """Penalty ``λ ‖Ψ ν‖₁`` on the sparse deviation ν (Sparse-Gen, Dhar et al. 2018), Ψ the
+    Daubechies-4 wavelet transform of SigPy (``sigpy.linop.Wavelet``) through the autograd bridge."""
+
+    target = "deviation"
+
+    def __init__(self, lamda: float, grid: Tuple[int, int], device: torch.device | str = "cpu"):
+        import sigpy as sp
+
+        from ..physics import SigpyOperator
+
+        self.lamda = lamda
+        self.transform = SigpyOperator(sp.linop.Wavelet(tuple(grid), wave_name="db4"), device)
+
+    def __call__(self, nu: torch.Tensor) -> torch.Tensor:
+        return self.lamda * self.transform.forward(nu).abs().flatten(1).sum(1)
+
+
+def holdout_mask(y: torch.Tensor, fraction: float, rng: torch.Generator) -> torch.Tensor:
     """Boolean ``(N, 1, *y.shape[2:])`` mask choosing ``fraction`` of each item's measured samples.
 
     A sample is measured where the first coil's k-space is non-zero; all coils of a
     k-space location are held out together.
     """
     measured = y[:, :1] != 0
-    draw = torch.rand(measured.shape, generator=generator).to(y.device)
+    draw = torch.rand(measured.shape, generator=rng).to(y.device)
     return measured & (draw < fraction)
 
 
-def fit(op, y: torch.Tensor, generator: nn.Module, z0: torch.Tensor, options: FitOptions,
-        grid: Tuple[int, int], phase: Optional[torch.Tensor] = None,
-        sparsify: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,
+def fit(op, y: torch.Tensor, network: nn.Module, z0: torch.Tensor, options: FitOptions,
+        grid: Tuple[int, int], phase: Optional[torch.Tensor] = None, penalties: Sequence = (),
         rng: Optional[torch.Generator] = None) -> FitResult:
     """Run the generative-prior optimisation for a batch of N independent problems.
 
     Parameters
     ----------
-    op : operator with ``forward`` ``(N, H, W) -> y.shape`` and ``adjoint``.
+    op : operator with ``forward`` ``(N, H, W) -> y.shape``.
     y : ``(N, C, ...)`` complex64 measurements.
-    generator : maps ``z`` ``(N, ...)`` to ``(N, 1 or 2, h, w)``.
+    network : maps ``z`` ``(N, ...)`` to ``(N, 1 or 2, h, w)``.
     z0 : initial latents ``(N, ...)``.
     grid : (H, W) solve grid, see :func:`embed`.
-    phase : ``(N, H, W)`` phase applied to 1-channel (magnitude) generators.
-    sparsify : Ψ for Sparse-Gen, applied to ``ν`` ``(N, H, W)``; returns coefficients.
+    phase : ``(N, H, W)`` phase applied to 1-channel (magnitude) networks.
+    penalties : callables with ``target`` "latent" (applied to z) or "deviation"
+        (applied to ν, which then exists), each returning ``(N,)`` values.
     rng : CPU generator for the hold-out draw.
     """
     rng = rng or torch.Generator().manual_seed(0)
-    z = z0.detach().clone().requires_grad_(options.lr > 0)
-    groups = [{"params": [z], "lr": options.lr}] if options.lr > 0 else []
-    generator.requires_grad_(options.net_lr > 0)  # a fixed prior gets no weight gradients
-    if options.net_lr > 0:
-        groups.append({"params": list(generator.parameters()), "lr": options.net_lr})
-    nu = None
-    if options.sparse_lamda > 0:
-        nu = torch.zeros((y.shape[0],) + tuple(grid), dtype=torch.complex64, device=y.device, requires_grad=True)
-        groups.append({"params": [nu], "lr": options.lr})
     if options.optimizer not in ("adam", "sgd"):
         raise ValueError(f"optimizer must be 'adam' or 'sgd', got {options.optimizer!r}")
-    optimiser = (torch.optim.Adam if options.optimizer == "adam" else torch.optim.SGD)(groups)
+    z = z0.detach().clone().requires_grad_(options.lr > 0)
+    groups = [{"params": [z], "lr": options.lr}] if options.lr > 0 else []
+    if options.net_lr > 0:
+        weights = list(network.parameters())
+        if not all(w.requires_grad for w in weights):
+            raise ValueError("fit moves the network weights (net_lr > 0): pass a copy whose parameters require grad")
+        groups.append({"params": weights, "lr": options.net_lr})
+        run = network
+    else:  # evaluate with detached weights: a shared prior is never touched and gets no gradients
+        frozen = {k: v.detach() for k, v in itertools.chain(network.named_parameters(), network.named_buffers())}
+
+        def run(latent):
+            return torch.func.functional_call(network, frozen, (latent,))
+    on_latent = [p for p in penalties if p.target == "latent"]
+    on_deviation = [p for p in penalties if p.target == "deviation"]
+    nu = None
+    if on_deviation:
+        nu = torch.zeros((y.shape[0],) + tuple(grid), dtype=torch.complex64, device=y.device, requires_grad=True)
+        groups.append({"params": [nu], "lr": options.lr})
+    optimizer = (torch.optim.Adam if options.optimizer == "adam" else torch.optim.SGD)(groups)
     held = holdout_mask(y, options.holdout, rng) if options.holdout > 0 else None
     train_weight = None if held is None else (~held).to(torch.float32)
 
     def image_of(latent: torch.Tensor) -> torch.Tensor:
-        out = generator(latent)
+        out = run(latent)
         x = embed(to_complex(out), grid)
         if phase is not None and out.shape[1] == 1:
             x = x * torch.exp(1j * phase)
@@ -163,10 +202,11 @@ def fit(op, y: torch.Tensor, generator: nn.Module, z0: torch.Tensor, options: Fi
     def objective(latent: torch.Tensor):
         x = image_of(latent)
         residual = op.forward(x) - y
-        fit_term = _per_item(residual if train_weight is None else residual * train_weight)
-        total = fit_term + options.lamda_z * _per_item(latent)
-        if nu is not None:
-            total = total + options.sparse_lamda * sparsify(nu).abs().flatten(1).sum(1)
+        total = _per_item(residual if train_weight is None else residual * train_weight)
+        for penalty in on_latent:
+            total = total + penalty(latent)
+        for penalty in on_deviation:
+            total = total + penalty(nu)
         return total, x, residual
 
     moving = [p for group in groups for p in group["params"]]
@@ -174,21 +214,21 @@ def fit(op, y: torch.Tensor, generator: nn.Module, z0: torch.Tensor, options: Fi
     best_images, best_val = None, torch.full((y.shape[0],), float("inf"), device=y.device)
     since_best, flips, step, backoffs = 0, 0, 0, 0
     for step in range(1, options.steps + 1):
-        optimiser.zero_grad(set_to_none=True)
+        optimizer.zero_grad(set_to_none=True)
         total, x, residual = objective(z)
         if not bool(torch.isfinite(total).all()):
             backoffs += 1
             if backoffs > options.max_backoffs:
                 raise MriGenpriorError(f"the fit diverged (NaN/Inf) {backoffs} times; lower the step size")
-            _back_off(moving, last_good, optimiser)
+            _back_off(moving, last_good, optimizer)
             continue
         with torch.no_grad():
             for good, p in zip(last_good, moving):
                 good.copy_(p)
         total.sum().backward()
-        optimiser.step()
+        optimizer.step()
         if options.sign_flip_every and step % options.sign_flip_every == 0:
-            flips += _sign_flip(z, objective, optimiser)
+            flips += _sign_flip(z, objective, optimizer)
         if held is not None:
             with torch.no_grad():
                 val = _per_item(residual * held)
@@ -207,7 +247,7 @@ def fit(op, y: torch.Tensor, generator: nn.Module, z0: torch.Tensor, options: Fi
             residual = op.forward(images) - y
         data_loss = _per_item(residual)
     if not bool(torch.isfinite(images).all()):  # the last step diverged: use the last finite iterate
-        _back_off(moving, last_good, optimiser)
+        _back_off(moving, last_good, optimizer)
         with torch.no_grad():
             _, images, residual = objective(z)
             data_loss = _per_item(residual)
@@ -217,17 +257,17 @@ def fit(op, y: torch.Tensor, generator: nn.Module, z0: torch.Tensor, options: Fi
                      backoffs)
 
 
-def _back_off(moving, last_good, optimiser: torch.optim.Optimizer) -> None:
-    """Restore the last finite iterate, clear the optimiser state and halve every step size."""
+def _back_off(moving, last_good, optimizer: torch.optim.Optimizer) -> None:
+    """Restore the last finite iterate, clear the optimizer state and halve every step size."""
     with torch.no_grad():
         for good, p in zip(last_good, moving):
             p.copy_(good)
-    optimiser.state.clear()
-    for group in optimiser.param_groups:
+    optimizer.state.clear()
+    for group in optimizer.param_groups:
         group["lr"] *= 0.5
 
 
-def _sign_flip(z: torch.Tensor, objective, optimiser: torch.optim.Optimizer) -> int:
+def _sign_flip(z: torch.Tensor, objective, optimizer: torch.optim.Optimizer) -> int:
     """Replace z by −z for the items where the objective is lower there; reset their Adam state."""
     with torch.no_grad():
         f_pos, _, _ = objective(z)
@@ -236,7 +276,7 @@ def _sign_flip(z: torch.Tensor, objective, optimiser: torch.optim.Optimizer) -> 
         if not bool(flip.any()):
             return 0
         z[flip] = -z[flip]
-        state = optimiser.state.get(z, {})
+        state = optimizer.state.get(z, {})
         for key in ("exp_avg", "exp_avg_sq"):
             if key in state:
                 state[key][flip] = 0

@@ -1,15 +1,6 @@
-"""Train generative priors (DCGAN-style GAN or VAE) on fastMRI files, on one process or many.
+"""Train generative priors (any model of :data:`.models.TRAINABLE`) on fastMRI files, on one process or many.
 
-Objectives
-----------
-* ``dcgan``: non-saturating GAN loss (Goodfellow et al. 2014) with a spectrally
-  normalised discriminator (:class:`~mri_genprior.priors.networks.Discriminator`,
-  Miyato et al. 2018). Chosen over WGAN-GP because it needs one backward pass per
-  network and no double backward through the discriminator, which
-  ``DistributedDataParallel`` does not support; spectral normalisation gives the
-  stability the gradient penalty would.
-* ``vae``: the negative ELBO ``‖x − D(z)‖² / (2σ²) + (d/2) log 2πσ² + KL(q(z|x) ‖ N(0, I))``
-  per image, with a Gaussian decoder of fixed ``vae_sigma`` (in normalised image units).
+The objectives and training steps live with the models (:mod:`.models`).
 
 A run directory holds ``config.json`` (settings and training slices),
 ``train_images.npy`` (the prepared images, reused on resume), ``generator.pt`` (a solver
@@ -20,7 +11,7 @@ atomically.
 
 Exact resume: all randomness is a function of ``(seed, rank, step)`` (latent draws,
 reparameterisation noise) or ``(seed, epoch)`` (the ``DistributedSampler`` order), so
-restoring weights, optimiser states and the step count continues a run bit for bit.
+restoring weights, optimizer states and the step count continues a run bit for bit.
 
 Distributed: under ``torchrun --nproc_per_node N`` every process trains a
 ``DistributedDataParallel`` replica on its own shard of the slices (gloo on CPU, NCCL
@@ -41,41 +32,47 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from torch import nn
 from torch.utils.data import DistributedSampler
 from tqdm.auto import tqdm
 
-from . import MriGenpriorError, distributed
-from .datasets import training_images
-from .io import atomic_path
-from .priors import build, save_checkpoint
-from .priors.networks import Discriminator
+from .. import MriGenpriorError
+from ..io import atomic_path
+from . import distributed, save_checkpoint
+from .datasets import TARGETS, training_images
+from .models import TRAINABLE
 
 log = logging.getLogger(__name__)
 
-MODELS = ("dcgan", "vae")
+
+def _option(default, help: str, **extra):
+    """A TrainConfig field whose ``help`` (and optional ``choices``, ``flag``) the CLI reads."""
+    if isinstance(default, list):
+        return dataclasses.field(default_factory=lambda: list(default), metadata={"help": help, **extra})
+    return dataclasses.field(default=default, metadata={"help": help, **extra})
 
 
 @dataclasses.dataclass
 class TrainConfig:
-    """Training settings (all recorded in ``config.json``)."""
+    """Training settings (all recorded in ``config.json``; the ``train`` command's options)."""
 
-    model: str = "dcgan"
-    target: str = "rss"         # "rss" (1-channel magnitude) or "complex" (2 channels, ESPIRiT-combined)
-    image_size: int = 64
-    latent_dim: int = 64
-    width: int = 32
-    steps: int = 5000
-    batch_size: int = 32        # per process
-    lr: float = 2e-4
-    vae_sigma: float = 0.05
-    seed: int = 0
-    acquisitions: List[str] = dataclasses.field(default_factory=list)
-    calib_width: int = 24
-    log_every: int = 10
-    sample_every: int = 500
-    checkpoint_every: int = 500
+    model: str = _option("dcgan", "trainable model", choices=tuple(TRAINABLE))
+    target: str = _option("rss", "rss: reconstruction_rss magnitudes (1 channel, used with the calibration-phase "
+                                 "model); complex: ESPIRiT-combined images from fully sampled k-space (2 channels)",
+                          choices=TARGETS)
+    image_size: int = _option(64, "square image side, 4*2^n")
+    latent_dim: int = _option(64, "latent dimension")
+    width: int = _option(32, "base channel width")
+    steps: int = _option(5000, "total optimisation steps")
+    batch_size: int = _option(32, "images per step per process")
+    lr: float = _option(2e-4, "Adam learning rate")
+    vae_sigma: float = _option(0.05, "VAE decoder noise std in normalised units")
+    seed: int = _option(0, "seed of weights, data order and noise")
+    acquisitions: List[str] = _option([], "train only on files with this acquisition attribute (repeatable), "
+                                          "e.g. CORPD_FBK, AXT2", flag="--acquisition")
+    calib_width: int = _option(24, "ESPIRiT calibration lines for the complex target")
+    log_every: int = _option(10, "steps between losses.csv rows")
+    sample_every: int = _option(500, "steps between sample grids")
+    checkpoint_every: int = _option(500, "steps between checkpoints")
 
 
 PRESETS: Dict[str, dict] = {
@@ -89,26 +86,9 @@ PRESETS: Dict[str, dict] = {
 RESUMABLE = {"steps", "log_every", "sample_every", "checkpoint_every"}
 
 
-def _step_generator(config: TrainConfig, rank: int, step: int) -> torch.Generator:
+def _step_rng(config: TrainConfig, rank: int, step: int) -> torch.Generator:
     seed = int(np.random.SeedSequence([config.seed, rank, step]).generate_state(1)[0])
     return torch.Generator().manual_seed(seed)
-
-
-class _ELBO(nn.Module):
-    """Negative ELBO terms of a VAE for a batch, as one module (one DDP forward)."""
-
-    def __init__(self, vae: nn.Module, sigma: float):
-        super().__init__()
-        self.vae, self.sigma = vae, sigma
-
-    def forward(self, x: torch.Tensor, eps: torch.Tensor):
-        mu, logvar = self.vae.encode(x)
-        recon = self.vae.decoder(mu + torch.exp(0.5 * logvar) * eps)
-        pixels = x[0].numel()
-        nll = (recon - x).pow(2).flatten(1).sum(1) / (2 * self.sigma ** 2) \
-            + 0.5 * pixels * math.log(2 * math.pi * self.sigma ** 2)
-        kl = -0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(1)
-        return nll.mean(), kl.mean()
 
 
 class Trainer:
@@ -116,27 +96,14 @@ class Trainer:
 
     def __init__(self, config: TrainConfig, images: torch.Tensor, run_dir: Path, ctx: distributed.Context,
                  progress: bool = True):
-        if config.model not in MODELS:
-            raise MriGenpriorError(f"unknown model {config.model!r}; choose from {', '.join(MODELS)}")
+        if config.model not in TRAINABLE:
+            raise MriGenpriorError(f"unknown model {config.model!r}; choose from {', '.join(TRAINABLE)}")
         self.config, self.run_dir, self.ctx, self.progress = config, run_dir, ctx, progress
         self.images = images
         channels = images.shape[1]
         torch.manual_seed(config.seed)  # initial weights: identical on every rank
-        self.generator = build({"architecture": config.model, "latent_dim": config.latent_dim,
-                                "image_size": config.image_size, "channels": channels,
-                                "width": config.width}).to(ctx.device)
-        betas = (0.5, 0.999)
-        if config.model == "dcgan":
-            self.critic = Discriminator(config.image_size, channels, config.width).to(ctx.device)
-            self.modules = {"generator": self.generator, "discriminator": self.critic}
-            self.g_net = distributed.wrap(self.generator, ctx)
-            self.d_net = distributed.wrap(self.critic, ctx)
-            self.optimizers = {"generator": torch.optim.Adam(self.generator.parameters(), config.lr, betas),
-                               "discriminator": torch.optim.Adam(self.critic.parameters(), config.lr, betas)}
-        else:
-            self.modules = {"generator": self.generator}
-            self.elbo = distributed.wrap(_ELBO(self.generator, config.vae_sigma), ctx)
-            self.optimizers = {"generator": torch.optim.Adam(self.generator.parameters(), config.lr)}
+        self.model = TRAINABLE[config.model](config, channels, ctx)
+        self.generator = self.model.generator
         per_rank = len(images) // ctx.world
         if per_rank < config.batch_size:
             raise MriGenpriorError(f"{len(images)} training slices over {ctx.world} process(es) leave {per_rank} "
@@ -158,39 +125,16 @@ class Trainer:
         b = self.config.batch_size
         return self.images[self._order[within * b:(within + 1) * b]].to(self.ctx.device)
 
-    # -- one optimisation step ------------------------------------------------------------
-    def _gan_step(self, real: torch.Tensor, gen: torch.Generator) -> dict:
-        z = torch.randn((real.shape[0], self.config.latent_dim), generator=gen).to(self.ctx.device)
-        fake = self.g_net(z)
-        logits = self.d_net(torch.cat([real, fake.detach()]))
-        d_loss = F.softplus(-logits[:len(real)]).mean() + F.softplus(logits[len(real):]).mean()
-        self.optimizers["discriminator"].zero_grad(set_to_none=True)
-        d_loss.backward()
-        self.optimizers["discriminator"].step()
-        g_loss = F.softplus(-self.d_net(fake)).mean()
-        self.optimizers["generator"].zero_grad(set_to_none=True)
-        g_loss.backward()
-        self.optimizers["generator"].step()
-        return {"d_loss": d_loss.item(), "g_loss": g_loss.item()}
-
-    def _vae_step(self, real: torch.Tensor, gen: torch.Generator) -> dict:
-        eps = torch.randn((real.shape[0], self.config.latent_dim), generator=gen).to(self.ctx.device)
-        nll, kl = self.elbo(real, eps)
-        self.optimizers["generator"].zero_grad(set_to_none=True)
-        (nll + kl).backward()
-        self.optimizers["generator"].step()
-        return {"neg_elbo": (nll + kl).item(), "nll": nll.item(), "kl": kl.item()}
-
     # -- state ------------------------------------------------------------------------------
     def state(self) -> dict:
         return {"step": self.step, "seconds": self.seconds,
-                "modules": {k: m.state_dict() for k, m in self.modules.items()},
-                "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()}}
+                "modules": {k: m.state_dict() for k, m in self.model.modules.items()},
+                "optimizers": {k: o.state_dict() for k, o in self.model.optimizers.items()}}
 
     def load_state(self, state: dict) -> None:
-        for k, m in self.modules.items():
+        for k, m in self.model.modules.items():
             m.load_state_dict(state["modules"][k])
-        for k, o in self.optimizers.items():
+        for k, o in self.model.optimizers.items():
             o.load_state_dict(state["optimizers"][k])
         self.step, self.seconds = int(state["step"]), float(state["seconds"])
 
@@ -251,12 +195,11 @@ class Trainer:
         cfg, ctx = self.config, self.ctx
         if ctx.is_main:
             self._truncate_log()
-        step_fn = self._gan_step if cfg.model == "dcgan" else self._vae_step
         bar = tqdm(total=cfg.steps, initial=self.step, desc=f"train {cfg.model}", unit="step",
                    disable=not (self.progress and ctx.is_main))
         start = time.perf_counter()
         while self.step < cfg.steps:
-            losses = step_fn(self._batch(self.step), _step_generator(cfg, ctx.rank, self.step))
+            losses = self.model.step(self._batch(self.step), _step_rng(cfg, ctx.rank, self.step))
             if not all(math.isfinite(v) for v in losses.values()):
                 raise MriGenpriorError(f"training diverged at step {self.step + 1}: {losses} "
                                        "(lower --lr or resume from the last checkpoint)")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .study import StudySpec, format_summary, run_study, summarize_rows
 from .synthetic import write_synthetic_dataset
-from .train import PRESETS, TrainConfig, train
+from ..priors.train import PRESETS, TrainConfig, train
 
 SIZE = 64
 SLICES = 4
@@ -38,7 +38,7 @@ def run_demo(out_dir: Path, device: str = "auto") -> Path:
     test_file = files.pop(len(files) // 2)
     print(f"[{time.perf_counter() - start:4.0f} s] training the prior on {len(files) * SLICES} slices; "
           f"held out: {test_file.name}")
-    from .recon import resolve_device
+    from ..recon import resolve_device
 
     run_dir = out_dir / "prior"
     summary = train(PRIOR, files, run_dir, resolve_device(device), resume=(run_dir / "state.pt").exists())

@@ -27,12 +27,11 @@ import h5py
 import numpy as np
 from tqdm.auto import tqdm
 
-from . import MriGenpriorError
-from .io import atomic_path, input_files, open_volume
-from .metrics import METRIC_NAMES, volume_metrics
-from .recon import MaskSpec, reconstruct_file
-from .solvers import METHODS, make_method
-from .solvers.generative import CSGM
+from .. import MriGenpriorError
+from ..io import atomic_path, input_files, open_volume
+from ..metrics import METRIC_NAMES, volume_metrics
+from ..recon import MaskSpec, reconstruct_file
+from ..solvers import METHODS, make_method
 
 COLUMNS = ("file", "method", "acceleration", "achieved_acceleration", "NMSE", "PSNR", "SSIM", "seconds", "slices")
 
@@ -67,7 +66,7 @@ def _methods(spec: StudySpec) -> dict:
     methods = {}
     for name in spec.methods:
         params = dict(spec.params.get(name, {}))
-        if spec.prior and issubclass(METHODS.get(name, object), CSGM):
+        if spec.prior and name in METHODS and METHODS[name].takes_prior:
             params.setdefault("prior", spec.prior)
         methods[name] = make_method(name, **params)
     return methods

@@ -18,8 +18,9 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .priors.networks import ExpansiveReLU
-from .solvers.latent import FitOptions, fit
+from ..physics import Operator
+from ..priors.networks import ExpansiveReLU
+from ..solvers.latent import FitOptions, fit
 
 
 def rho(depth: int) -> float:
@@ -36,19 +37,32 @@ def rho(depth: int) -> float:
     return total
 
 
-class GaussianMeasurements:
-    """``y = A x`` (or ``|A x|`` with ``magnitude=True``) for real images ``x`` of ``n`` pixels.
+class GaussianMeasurements(Operator):
+    """``y = A x`` for images ``x`` ``(N, 1, n)`` with a real Gaussian ``A`` (m × n, entries N(0, 1/m)).
 
-    ``forward`` maps ``(N, 1, n)`` complex tensors (real-valued) to ``(N, m)`` complex.
+    ``forward`` maps ``(N, 1, n)`` complex tensors to ``(N, m)``, applying ``A`` to the
+    real and imaginary parts alike; ``adjoint`` applies ``Aᵀ``.
     """
 
-    def __init__(self, m: int, n: int, generator: torch.Generator, magnitude: bool = False):
-        self.a = torch.randn(m, n, generator=generator) / math.sqrt(m)
-        self.magnitude = magnitude
+    def __init__(self, m: int, n: int, rng: torch.Generator):
+        self.a = torch.randn(m, n, generator=rng) / math.sqrt(m)
+        self.ishape, self.oshape = (1, n), (m,)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = x.real.flatten(1) @ self.a.T
-        return (y.abs() if self.magnitude else y).to(torch.complex64)
+        return torch.complex(x.real.flatten(1) @ self.a.T, x.imag.flatten(1) @ self.a.T)
+
+    def adjoint(self, y: torch.Tensor) -> torch.Tensor:
+        return torch.complex(y.real @ self.a, y.imag @ self.a).view(-1, *self.ishape)
+
+
+class Magnitude:
+    """The phase-retrieval measurement model ``|A x|`` of a linear operator (not linear itself)."""
+
+    def __init__(self, operator: Operator):
+        self.operator = operator
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.operator.forward(x).abs().to(torch.complex64)
 
     __call__ = forward
 
@@ -93,7 +107,8 @@ def recover(dims: Sequence[int], m: int, trials: int, sign_flip: bool, seed: int
     g = torch.Generator().manual_seed(seed)
     depth = len(dims) - 1
     net = ExpansiveReLU(dims, seed=seed, image_shape=(1, dims[-1])).requires_grad_(False)
-    op = GaussianMeasurements(m, dims[-1], g, magnitude)
+    op = GaussianMeasurements(m, dims[-1], g)
+    op = Magnitude(op) if magnitude else op
     z0 = torch.randn(1, dims[0], generator=g)
     with torch.no_grad():
         x0 = net(z0)[:, 0].to(torch.complex64)

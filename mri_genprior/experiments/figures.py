@@ -7,7 +7,7 @@ from typing import Dict, Sequence, Tuple
 
 import numpy as np
 
-from .io import atomic_path
+from ..io import atomic_path
 
 
 def _pyplot():

@@ -26,9 +26,9 @@ from typing import List, Sequence, Tuple
 import numpy as np
 from tqdm.auto import tqdm
 
-from . import MriGenpriorError
-from .io import Volume, input_files, open_volume
-from .physics import coil_combine, crop_or_pad, espirit_maps, percentile_scale, remove_readout_oversampling, \
+from .. import MriGenpriorError
+from ..io import Volume, input_files, open_volume
+from ..physics import coil_combine, crop_or_pad, espirit_maps, percentile_scale, remove_readout_oversampling, \
     scale_factor
 
 TARGETS = ("complex", "rss")

@@ -1,0 +1,18 @@
+"""MRI physics: the operator interface, the per-batch physics object, coil maps, grid and scale.
+
+* :mod:`.operators`: :class:`Operator` (batched forward/adjoint with autograd), the SigPy
+  bridge :class:`SigpyOperator`, centred FFTs.
+* :mod:`.sense`: :class:`Physics`, the measurement model methods receive
+  (:class:`SensePhysics` for Cartesian SENSE, :class:`SigpyPhysics` for any SigPy Linop).
+* :mod:`.coils`: ESPIRiT maps and SENSE coil combination (SigPy).
+* :mod:`.preprocess`: readout-oversampling removal, crops, slice scaling, RSS.
+"""
+
+from .coils import coil_combine, espirit_maps, sigpy_device
+from .operators import Operator, SigpyOperator, complex_randn, fft2c, ifft2c
+from .preprocess import crop_or_pad, ifft2c_np, percentile_scale, remove_readout_oversampling, rss, scale_factor
+from .sense import Physics, SensePhysics, SigpyPhysics
+
+__all__ = ["Operator", "SigpyOperator", "Physics", "SensePhysics", "SigpyPhysics", "complex_randn", "fft2c",
+           "ifft2c", "coil_combine", "espirit_maps", "sigpy_device", "crop_or_pad", "ifft2c_np",
+           "percentile_scale", "remove_readout_oversampling", "rss", "scale_factor"]

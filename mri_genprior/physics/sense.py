@@ -1,0 +1,193 @@
+"""The physics object: the measurement model of a batch of slices, passed to every method.
+
+The pipeline builds one :class:`Physics` per batch of slices and hands it to
+``method.reconstruct(y, physics)``; methods never build operators themselves. A physics
+object is an :class:`~mri_genprior.physics.operators.Operator` from images
+``(B, H, W)`` to measurements ``(B, *oshape)`` that also knows what methods need beyond
+``A``: its SigPy form per slice (for SigPy apps), a sub-batch (restarts, per-slice
+solves), the phase of the calibration data (magnitude priors), the zero-filled image
+and the output convention (where the image is defined).
+
+* :class:`SensePhysics`: Cartesian multi-coil SENSE ``A = √W · F · S`` in torch, equal to
+  ``sigpy.mri.linop.Sense(mps, weights=W)`` (the tests check it).
+* :class:`SigpyPhysics`: any SigPy ``Linop`` per slice, e.g. a non-Cartesian
+  ``sigpy.mri.linop.Sense(mps, coord=coord)``.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+
+from .. import MriGenpriorError
+from .coils import sigpy_device
+from .operators import Operator, SigpyOperator, array_to_tensor, fft2c, ifft2c, tensor_to_array
+
+
+class Physics(Operator):
+    """Interface of the per-batch measurement model (see the module docstring).
+
+    ``ishape`` is the image grid ``(H, W)``; ``batch`` the number of slices ``B``.
+    """
+
+    batch: int = 1
+
+    @property
+    def image_shape(self) -> Tuple[int, int]:
+        return tuple(self.ishape)
+
+    def linop(self, index: int):
+        """The SigPy ``Linop`` of slice ``index`` (arrays on this physics' device)."""
+        raise NotImplementedError
+
+    def select(self, index: Sequence[int]) -> "Physics":
+        """The physics of the slices ``index`` (repeats allowed: restarts)."""
+        raise NotImplementedError
+
+    def calibration_phase(self, y: torch.Tensor) -> torch.Tensor:
+        """Phase ``(B, H, W)`` of the image of the calibration data (magnitude priors)."""
+        raise NotImplementedError
+
+    def zero_filled(self, y: torch.Tensor) -> torch.Tensor:
+        """The zero-filled image ``(B, H, W)`` of measurements ``y``."""
+        raise NotImplementedError
+
+    def restrict(self, images: np.ndarray) -> np.ndarray:
+        """The output convention: ``images`` ``(B, H, W)`` where the model defines them
+        (zero where ``A`` sees nothing)."""
+        return images
+
+
+class SensePhysics(Physics):
+    """Cartesian multi-coil SENSE physics of a batch.
+
+    Parameters
+    ----------
+    maps : ``(B, C, H, W)`` complex sensitivity maps (B may be 1 and broadcast), or None
+        for a physics that only serves methods that need no maps (zero-filled).
+    weights : ``(B, H, W)`` or ``(1, H, W)`` real sampling weights (the mask). As in
+        ``sigpy.mri.linop.Sense``, their square root is applied.
+    calibration_width : side of the centred, fully sampled calibration square; None
+        reads it from the weights (:func:`mri_genprior.masks.calibration_width`).
+
+    Notes
+    -----
+    ``forward``: ``(B, H, W)`` image -> ``(B, C, H, W)`` k-space; ``adjoint`` the reverse.
+    Images are defined where the maps are non-zero (:meth:`restrict`).
+    """
+
+    def __init__(self, maps: Optional[torch.Tensor], weights: torch.Tensor, calibration_width: Optional[int] = None):
+        from ..masks import calibration_width as width_of
+
+        if weights.ndim != 3 or (maps is not None and (maps.ndim != 4 or maps.shape[-2:] != weights.shape[-2:])):
+            raise MriGenpriorError(
+                f"SensePhysics: maps (B, C, H, W) and weights (B, H, W) must agree, got "
+                f"{None if maps is None else tuple(maps.shape)} and {tuple(weights.shape)}")
+        self.maps = None if maps is None else maps.to(torch.complex64)
+        self.weights = weights.to(torch.float32)
+        self.sqrt_weights = self.weights.sqrt()[:, None]
+        self.device = weights.device
+        self.batch = max(weights.shape[0], 1 if maps is None else maps.shape[0])
+        self.ishape = tuple(weights.shape[-2:])
+        self.oshape = (0 if maps is None else maps.shape[1],) + self.ishape
+        self.calibration_width = (width_of(weights[0].cpu().numpy()) if calibration_width is None
+                                  else int(calibration_width))
+
+    @classmethod
+    def from_numpy(cls, maps: Optional[np.ndarray], weights: np.ndarray, device: torch.device | str,
+                   calibration_width: Optional[int] = None) -> "SensePhysics":
+        """Build from NumPy maps ``(B, C, H, W)`` (or None) and weights ``(B, H, W)`` on ``device``."""
+        return cls(None if maps is None else torch.as_tensor(np.asarray(maps), device=device),
+                   torch.as_tensor(np.asarray(weights), device=device), calibration_width)
+
+    def _need_maps(self) -> torch.Tensor:
+        if self.maps is None:
+            raise MriGenpriorError("SensePhysics: this physics has no coil maps (it was built for a method "
+                                   "that needs none)")
+        return self.maps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.check(x, self.ishape, "image")
+        return self.sqrt_weights * fft2c(self._need_maps() * x[:, None])
+
+    def adjoint(self, y: torch.Tensor) -> torch.Tensor:
+        self.check(y, self.oshape, "k-space")
+        return torch.sum(self._need_maps().conj() * ifft2c(self.sqrt_weights * y), dim=1)
+
+    def linop(self, index: int):
+        import sigpy as sp
+        import sigpy.mri as mr
+
+        maps = self._need_maps()
+        with sigpy_device(self.device):
+            return mr.linop.Sense(tensor_to_array(maps[index if maps.shape[0] > 1 else 0]),
+                                  weights=tensor_to_array(self.weights[index if self.weights.shape[0] > 1 else 0]))
+
+    def select(self, index: Sequence[int]) -> "SensePhysics":
+        index = torch.as_tensor(index, dtype=torch.long, device=self.device)
+
+        def pick(t):
+            return t if t is None or t.shape[0] == 1 else t[index]
+
+        return SensePhysics(pick(self.maps), pick(self.weights), self.calibration_width)
+
+    def calibration_phase(self, y: torch.Tensor) -> torch.Tensor:
+        """Phase of the adjoint of the centre ``w × w`` k-space block, ``w = max(4, calibration_width)``."""
+        width = max(4, self.calibration_width)
+        h, w = self.ishape
+        window = torch.zeros(h, w, device=y.device)
+        window[h // 2 - width // 2: h // 2 + (width + 1) // 2, w // 2 - width // 2: w // 2 + (width + 1) // 2] = 1
+        return torch.angle(self.adjoint(y * window))
+
+    def zero_filled(self, y: torch.Tensor) -> torch.Tensor:
+        """Root sum of squares of the coil images ``F⁻¹ y`` (the fastMRI zero-filled baseline)."""
+        import sigpy as sp
+
+        arr = tensor_to_array(y)
+        with sp.get_device(arr):
+            xp = sp.get_array_module(arr)
+            coil_images = sp.ifft(arr, axes=(-2, -1)).astype(xp.complex64)
+            out = xp.sqrt(xp.sum(xp.abs(coil_images) ** 2, axis=1)).astype(xp.complex64)
+        return array_to_tensor(out, y.device)
+
+    def restrict(self, images: np.ndarray) -> np.ndarray:
+        """Zero outside the maps' support (``A`` sees nothing there)."""
+        if self.maps is None:
+            return images
+        return images * (self.maps.abs().sum(1) > 0).cpu().numpy()
+
+
+class SigpyPhysics(SigpyOperator, Physics):
+    """Any SigPy ``Linop``\\ s with image input ``(H, W)`` as the physics of a batch, one per slice.
+
+    Parameters
+    ----------
+    linops : one Linop per slice, e.g. ``sigpy.mri.linop.Sense(mps, coord=coord)`` for
+        non-Cartesian k-space (arrays on ``device``).
+    device : where tensors live.
+
+    Notes
+    -----
+    With no calibration region known, :meth:`calibration_phase` is the phase of
+    ``Aᴴ y`` and :meth:`zero_filled` is ``|Aᴴ y|`` (no density compensation).
+    """
+
+    def __init__(self, linops: Sequence, device: torch.device | str = "cpu"):
+        super().__init__(list(linops), device)
+        if len(self.ishape) != 2:
+            raise MriGenpriorError(f"SigpyPhysics: Linops must take (H, W) images, got ishape {self.ishape}")
+        self.batch = len(self.linops)
+
+    def linop(self, index: int):
+        return self.linops[index]
+
+    def select(self, index: Sequence[int]) -> "SigpyPhysics":
+        return SigpyPhysics([self.linops[int(i)] for i in index], self.device)
+
+    def calibration_phase(self, y: torch.Tensor) -> torch.Tensor:
+        return torch.angle(self.adjoint(y))
+
+    def zero_filled(self, y: torch.Tensor) -> torch.Tensor:
+        return self.adjoint(y).abs().to(torch.complex64)

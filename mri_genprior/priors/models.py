@@ -1,0 +1,106 @@
+"""Trainable models: the registry ``mri-genprior train --model NAME`` reads.
+
+Each model builds its networks and optimizers for a run and brings its own training
+step, so the training loop (:mod:`.train`) has no branch per model. The interface:
+
+* ``generator``: the network saved as the solver checkpoint (``generator.pt``);
+* ``modules`` / ``optimizers``: named state for checkpoints and exact resume;
+* ``step(real, rng) -> {loss name: value}``: one optimisation step on a batch of real
+  images ``(N, C, size, size)``, with all randomness drawn from the CPU ``rng``.
+
+Objectives
+----------
+* ``dcgan``: non-saturating GAN loss (Goodfellow et al., NeurIPS 2014) with a spectrally
+  normalised discriminator (Miyato et al., ICLR 2018). Chosen over WGAN-GP because it
+  needs one backward pass per network and no double backward through the discriminator,
+  which ``DistributedDataParallel`` does not support.
+* ``vae``: the negative ELBO ``‖x − D(z)‖² / (2σ²) + (d/2) log 2πσ² + KL(q(z|x) ‖ N(0, I))``
+  per image (Kingma & Welling, ICLR 2014), with a Gaussian decoder of fixed
+  ``vae_sigma`` (in normalised image units).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Dict
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import build, distributed
+from .networks import Discriminator
+
+BETAS = (0.5, 0.999)
+
+
+def _generator(architecture: str, config, channels: int, device) -> nn.Module:
+    return build({"architecture": architecture, "latent_dim": config.latent_dim, "image_size": config.image_size,
+                  "channels": channels, "width": config.width}).to(device)
+
+
+class GAN:
+    """DCGAN generator against a spectrally normalised discriminator (non-saturating loss)."""
+
+    def __init__(self, config, channels: int, ctx: distributed.Context):
+        self.latent_dim, self.device = config.latent_dim, ctx.device
+        self.generator = _generator("dcgan", config, channels, ctx.device)
+        self.critic = Discriminator(config.image_size, channels, config.width).to(ctx.device)
+        self.modules: Dict[str, nn.Module] = {"generator": self.generator, "discriminator": self.critic}
+        self.g_net = distributed.wrap(self.generator, ctx)
+        self.d_net = distributed.wrap(self.critic, ctx)
+        self.optimizers = {"generator": torch.optim.Adam(self.generator.parameters(), config.lr, BETAS),
+                           "discriminator": torch.optim.Adam(self.critic.parameters(), config.lr, BETAS)}
+
+    def step(self, real: torch.Tensor, rng: torch.Generator) -> dict:
+        z = torch.randn((real.shape[0], self.latent_dim), generator=rng).to(self.device)
+        fake = self.g_net(z)
+        logits = self.d_net(torch.cat([real, fake.detach()]))
+        d_loss = F.softplus(-logits[:len(real)]).mean() + F.softplus(logits[len(real):]).mean()
+        self.optimizers["discriminator"].zero_grad(set_to_none=True)
+        d_loss.backward()
+        self.optimizers["discriminator"].step()
+        g_loss = F.softplus(-self.d_net(fake)).mean()
+        self.optimizers["generator"].zero_grad(set_to_none=True)
+        g_loss.backward()
+        self.optimizers["generator"].step()
+        return {"d_loss": d_loss.item(), "g_loss": g_loss.item()}
+
+
+class _ELBO(nn.Module):
+    """Negative ELBO terms of a VAE for a batch, as one module (one DDP forward)."""
+
+    def __init__(self, vae: nn.Module, sigma: float):
+        super().__init__()
+        self.vae, self.sigma = vae, sigma
+
+    def forward(self, x: torch.Tensor, eps: torch.Tensor):
+        mu, logvar = self.vae.encode(x)
+        recon = self.vae.decoder(mu + torch.exp(0.5 * logvar) * eps)
+        pixels = x[0].numel()
+        nll = (recon - x).pow(2).flatten(1).sum(1) / (2 * self.sigma ** 2) \
+            + 0.5 * pixels * math.log(2 * math.pi * self.sigma ** 2)
+        kl = -0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(1)
+        return nll.mean(), kl.mean()
+
+
+class VAE:
+    """Convolutional VAE whose decoder is the solver's generator (negative ELBO)."""
+
+    def __init__(self, config, channels: int, ctx: distributed.Context):
+        self.latent_dim, self.device = config.latent_dim, ctx.device
+        self.generator = _generator("vae", config, channels, ctx.device)
+        self.modules = {"generator": self.generator}
+        self.elbo = distributed.wrap(_ELBO(self.generator, config.vae_sigma), ctx)
+        self.optimizers = {"generator": torch.optim.Adam(self.generator.parameters(), config.lr)}
+
+    def step(self, real: torch.Tensor, rng: torch.Generator) -> dict:
+        eps = torch.randn((real.shape[0], self.latent_dim), generator=rng).to(self.device)
+        nll, kl = self.elbo(real, eps)
+        self.optimizers["generator"].zero_grad(set_to_none=True)
+        (nll + kl).backward()
+        self.optimizers["generator"].step()
+        return {"neg_elbo": (nll + kl).item(), "nll": nll.item(), "kl": kl.item()}
+
+
+TRAINABLE = {"dcgan": GAN, "vae": VAE}

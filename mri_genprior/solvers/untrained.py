@@ -1,0 +1,59 @@
+"""Untrained priors: a fresh network fitted to each slice from a fixed random input.
+
+The network is a named part, ``network``, from the architecture registry
+(:data:`mri_genprior.priors.REGISTRY`): ``deep-decoder`` (Heckel & Hand 2019, 1×1
+convolutions; with ``kernel_size=3`` the ConvDecoder of Darestani & Heckel 2021) or
+``dip`` (the encoder-decoder with skips of Ulyanov et al. 2018). Its weights move
+(θ in :func:`~.latent.fit`); early stopping keeps the iterate with the lowest loss on
+``holdout`` of the measured samples (no ground truth needed), and the measured samples
+are then restored (``data_consistency``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+
+from ..priors import build
+from .base import Method, Result
+from .latent import FitOptions, fit
+from .stages import data_consistency
+
+
+@dataclasses.dataclass
+class UntrainedPrior(Method):
+    """An untrained network per slice (see the module docstring)."""
+
+    network: str = "deep-decoder"
+    channels: int = 64
+    layers: int = 4
+    kernel_size: int = 1
+    steps: int = 1000
+    lr: float = 0.005
+    holdout: float = 0.05
+    patience: int = 200
+    data_consistency: bool = True
+    seed: int = 0
+
+    def _network(self, grid) -> torch.nn.Module:
+        return build({"architecture": self.network, "output_size": list(grid), "channels": self.channels,
+                      "layers": self.layers, "kernel_size": self.kernel_size})
+
+    def reconstruct(self, y, physics) -> Result:
+        options = FitOptions(steps=self.steps, lr=0.0, net_lr=self.lr, holdout=self.holdout, patience=self.patience)
+        images, diagnostics = [], []
+        for b in range(y.shape[0]):
+            rng = torch.Generator().manual_seed(self.seed + b)
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(self.seed + b)  # weight initialisation, without touching the caller's RNG
+                net = self._network(physics.image_shape).to(physics.device)
+            one, yb = physics.select([b]), y[b:b + 1]
+            result = fit(one, yb, net, net.fixed_input(rng).to(physics.device), options, physics.image_shape,
+                         rng=rng)
+            x = data_consistency(one, result.images, yb) if self.data_consistency else result.images
+            images.append(x)
+            diagnostics.append({"method": self.name, "steps": result.steps, "backoffs": result.backoffs,
+                                "final_loss": float(result.data_loss[0]),
+                                "holdout_loss": float(result.holdout_loss[0])})
+        return Result(torch.cat(images).cpu().numpy(), None, diagnostics)
