@@ -49,6 +49,15 @@ def add_mask_arguments(parser: argparse.ArgumentParser) -> None:
                        help="mask seed (default: fastMRI's per-file seed from the file name)")
 
 
+def add_maps_argument(parser: argparse.ArgumentParser) -> None:
+    from .physics import MAPS
+    from .recon import DEFAULT_MAPS
+
+    parser.add_argument("--maps", default=DEFAULT_MAPS, choices=MAPS,
+                        help=f"coil-map estimate from the calibration region (default: {DEFAULT_MAPS}); "
+                             "see docs/real_data.md")
+
+
 def _mask_spec(args):
     from .recon import MaskSpec
 
@@ -63,7 +72,7 @@ def cmd_reconstruct(args) -> int:
         params["prior"] = args.prior
     files = input_files(args.inputs)
     out_dir = _ensure_writable_dir(args.output)
-    job = Job(args.method, params, _mask_spec(args), args.device, args.batch_size)
+    job = Job(args.method, params, _mask_spec(args), args.device, args.batch_size, maps=args.maps)
     report = reconstruct_all(files, out_dir, job, args.workers, args.scheduler, args.overwrite, not args.quiet)
     for path in report.skipped:
         print(f"skip {path.name}: {out_dir / path.name} exists (use --overwrite)")
@@ -129,7 +138,7 @@ def cmd_study(args) -> int:
         raise MriGenpriorError(f"parameters given for methods not in --methods: {', '.join(sorted(unknown))}")
     _ensure_writable_dir(args.output)
     spec = StudySpec(methods, args.accels, args.mask, args.center_fraction, params, args.prior, args.device,
-                     args.batch_size)
+                     args.batch_size, args.maps)
     rows = run_study(args.data, args.output, spec, progress=not args.quiet)
     print(format_summary(summarize_rows(rows)), end="")
     print(f"study written to {args.output} (results.csv, summary.md, metrics_vs_accel.png, examples.png)")
@@ -199,6 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-p", "--param", action="append", type=_key_value, metavar="KEY=VALUE",
                    help="method hyper-parameter (repeatable); see the list below")
     add_mask_arguments(p)
+    add_maps_argument(p)
     p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:1, ...")
     p.add_argument("--batch-size", type=int, default=4, help="slices solved together (default: 4)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs (default: skip them)")
@@ -242,6 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a method's hyper-parameter, e.g. csgm:restarts=8 (repeatable)")
     p.add_argument("--mask", default="random", choices=MASK_TYPES, help="default: random")
     p.add_argument("--center-fraction", type=float, default=0.08, help="default: 0.08")
+    add_maps_argument(p)
     p.add_argument("--device", default="auto")
     p.add_argument("--batch-size", type=int, default=4, help="slices solved together (default: 4)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")

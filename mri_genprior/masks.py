@@ -121,6 +121,16 @@ def calibration_width(mask: np.ndarray) -> int:
     return width
 
 
+def calibration_region(mask: np.ndarray, shape: Tuple[int, int]) -> Tuple[int, int]:
+    """The centred, fully sampled calibration region ``(rows, columns)`` of k-space ``shape``.
+
+    A 1-D mask samples whole readout lines, so its region is a rectangle: every readout
+    row × the contiguous centre columns. A 2-D mask gives the largest centred square.
+    """
+    width = calibration_width(mask)
+    return (int(shape[0]), width) if np.asarray(mask).ndim == 1 else (width, width)
+
+
 def make_mask(
     kind: str,
     shape: Tuple[int, int],

@@ -5,10 +5,10 @@ For each slice of a fastMRI file::
     k-space ─► (1-D or no file mask) readout-oversampling removal to reconSpace x
             ─► mask (the file's own, or a retrospective one), ``y = k * mask + 0.0``
             ─► scale by the 99th percentile of the zero-filled RSS image
-            ─► ESPIRiT maps from the calibration region (methods that need them)
+            ─► coil maps (low-resolution from the calibration region, or ESPIRiT)
             ─► one SensePhysics per batch of slices (maps, mask, calibration, device)
             ─► method.reconstruct(y, physics) -> Result ─► the physics' output convention
-               (zero outside the maps' support)
+               (RSS of the data-consistent coil images)
             ─► magnitude × scale ─► centre crop/pad to reconSpace (x, y)
 
 The result is ``(slices, recon_x, recon_y)`` float32 in the units of
@@ -31,10 +31,12 @@ from tqdm.auto import tqdm
 
 from . import MriGenpriorError, masks
 from .io import Volume, open_volume, write_reconstruction
-from .physics import Physics, SensePhysics, crop_or_pad, espirit_maps, remove_readout_oversampling, scale_factor
+from .physics import Physics, SensePhysics, coil_maps, crop_or_pad, remove_readout_oversampling, scale_factor
 from .solvers.base import Method, Result
 
 log = logging.getLogger(__name__)
+
+DEFAULT_MAPS = "auto"  # chosen by measurement on real and synthetic scans: docs/real_data.md
 
 
 @dataclasses.dataclass
@@ -90,10 +92,9 @@ def volume_mask(volume: Volume, spec: MaskSpec) -> Tuple[np.ndarray, bool, str]:
 
 
 def prepare_batch(volume: Volume, indices, mask: np.ndarray, crop_readout: bool, need_maps: bool,
-                  device: torch.device) -> SliceBatch:
-    """Read, crop, mask, scale and calibrate the slices ``indices`` of ``volume``."""
+                  device: torch.device, maps: str = DEFAULT_MAPS) -> SliceBatch:
+    """Read, crop, mask, scale and calibrate (coil maps by ``maps``) the slices ``indices`` of ``volume``."""
     ys, mps, scales = [], [], []
-    calib = masks.calibration_width(mask)
     weights = None
     for i in indices:
         k = volume.read_slice(i)
@@ -106,7 +107,7 @@ def prepare_batch(volume: Volume, indices, mask: np.ndarray, crop_readout: bool,
         ys.append(y)
         scales.append(scale)
         if need_maps:
-            mps.append(espirit_maps(y, calib, device))
+            mps.append(coil_maps(y, mask, maps, device))
     w = np.broadcast_to(weights, (len(ys),) + weights.shape).copy()
     physics = SensePhysics.from_numpy(np.stack(mps) if need_maps else None, w, device)
     return SliceBatch(torch.as_tensor(np.stack(ys), device=device), physics, np.asarray(scales, np.float32))
@@ -121,8 +122,8 @@ def reconstruct_batch(method: Method, y: torch.Tensor, physics: Physics) -> Resu
 
     Returns
     -------
-    Result whose ``images`` are ``(B, H, W)`` float32 magnitudes on the scale of ``y``
-    (and ``std``, if the method gives one, restricted the same way).
+    Result whose ``images`` are the ``(B, H, W)`` float32 magnitudes of the physics'
+    output convention, on the scale of ``y``.
 
     Raises
     ------
@@ -130,16 +131,14 @@ def reconstruct_batch(method: Method, y: torch.Tensor, physics: Physics) -> Resu
         If the method produced NaN or Inf.
     """
     result = method.reconstruct(y, physics)
-    images = physics.restrict(result.images)
-    if not np.all(np.isfinite(images)):
+    if not np.all(np.isfinite(result.images)):
         raise MriGenpriorError(f"{method.name} produced NaN/Inf")
-    std = None if result.std is None else physics.restrict(result.std)
-    return Result(np.abs(images).astype(np.float32), std, result.diagnostics)
+    return Result(physics.output(result.images, y), result.std, result.diagnostics)
 
 
 def reconstruct_volume(path: os.PathLike | str, method: Method, mask_spec: MaskSpec = MaskSpec(),
                        device: str | torch.device | None = None, batch_size: int = 4,
-                       progress: bool = True) -> Tuple[np.ndarray, dict]:
+                       progress: bool = True, maps: str = DEFAULT_MAPS) -> Tuple[np.ndarray, dict]:
     """Reconstruct every slice of a fastMRI file.
 
     Returns
@@ -160,7 +159,7 @@ def reconstruct_volume(path: os.PathLike | str, method: Method, mask_spec: MaskS
         diagnostics, std = [], None
         for first in range(0, volume.num_slices, batch_size):
             indices = range(first, min(first + batch_size, volume.num_slices))
-            batch = prepare_batch(volume, indices, mask, crop_readout, method.needs_maps, device)
+            batch = prepare_batch(volume, indices, mask, crop_readout, method.needs_maps, device, maps)
             try:
                 result = reconstruct_batch(method, batch.y, batch.physics)
             except MriGenpriorError as err:
@@ -182,6 +181,7 @@ def reconstruct_volume(path: os.PathLike | str, method: Method, mask_spec: MaskS
             "acceleration": round(masks.acceleration(mask, padding), 4),
             "nominal_acceleration": mask_spec.acceleration if source != "file" else None,
             "center_fraction": mask_spec.center_fraction if source != "file" else None,
+            "coil_maps": maps if method.needs_maps else None,
             "device": str(device),
             "seconds": round(time.perf_counter() - start, 3),
         }
@@ -199,8 +199,8 @@ def output_name(path: os.PathLike | str) -> str:
 
 def reconstruct_file(path: os.PathLike | str, out_dir: os.PathLike | str, method: Method,
                      mask_spec: MaskSpec = MaskSpec(), device=None, batch_size: int = 4,
-                     progress: bool = True) -> Path:
+                     progress: bool = True, maps: str = DEFAULT_MAPS) -> Path:
     """Reconstruct ``path`` and write ``out_dir/<same name>`` atomically; return the output path."""
-    recon, info = reconstruct_volume(path, method, mask_spec, device, batch_size, progress)
+    recon, info = reconstruct_volume(path, method, mask_spec, device, batch_size, progress, maps)
     extra = {"reconstruction_std": info.pop("reconstruction_std")} if "reconstruction_std" in info else {}
     return write_reconstruction(out_dir, output_name(path), recon, info, extra)

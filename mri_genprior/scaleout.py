@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 from . import MriGenpriorError
 from .io import remove_stale_temporaries
-from .recon import MaskSpec, reconstruct_file
+from .recon import DEFAULT_MAPS, MaskSpec, reconstruct_file
 from .solvers import make_method
 
 
@@ -37,6 +37,7 @@ class Job:
     device: Optional[str] = None
     batch_size: int = 4
     threads: Optional[int] = None  # torch threads per task (None: leave as is)
+    maps: str = DEFAULT_MAPS       # coil-map estimate
 
 
 @dataclasses.dataclass
@@ -71,7 +72,7 @@ def reconstruct_one(path: str, out_dir: str, job: Job, progress: bool = False) -
         torch.set_num_threads(job.threads)
     method = make_method(job.method, **job.params)
     return str(reconstruct_file(path, out_dir, method, job.mask, _worker_device(job.device), job.batch_size,
-                                progress))
+                                progress, job.maps))
 
 
 def _one_line(err: BaseException) -> str:

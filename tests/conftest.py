@@ -11,6 +11,8 @@ from mri_genprior.physics import Operator
 
 # the project's shared data lies beside the checkout: <checkout>/../shared
 SHARED_KSPACE = Path(__file__).resolve().parents[2] / "shared/data/sigpy_brain_8coil/cartesian_ksp.npy"
+# a real, fully sampled 8-coil brain slice (8, 230, 180), shipped with the tests (BSD-3, README beside it)
+REAL_KSPACE = Path(__file__).resolve().parent / "data/brain_8coil_fully_sampled/kspace.npy"
 
 
 @pytest.fixture(scope="session")

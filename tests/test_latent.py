@@ -162,8 +162,6 @@ def test_restart_std_map_written_beside_reconstruction(tmp_path, synth_file):
     with h5py.File(out) as f:
         std, recon = f["reconstruction_std"][()], f["reconstruction"][()]
         assert std.shape == recon.shape and np.isfinite(std).all() and std.max() > 0
-        outside = recon == 0  # outside the coil support both maps are zero
-        assert outside.any() and np.all(std[outside] == 0)
     # with every restart "good", the map is the population std of |x| over the 3 restarts
     images = torch.stack([torch.full((4, 4), v) for v in (1.0, 2.0, 4.0)]).to(torch.complex64)
     got = restart_std(images, torch.tensor([[1.0, 2.0, 3.0]]), 1e9)

@@ -11,6 +11,7 @@ from mri_genprior.cli import main
 from mri_genprior.metrics import evaluate_dirs, volume_metrics
 from mri_genprior.recon import MaskSpec, reconstruct_volume
 from mri_genprior.solvers import make_method
+from mri_genprior.solvers.classical import LADDER
 
 SPEC = MaskSpec("random", 4, 0.25)
 
@@ -30,7 +31,8 @@ def test_shapes_and_provenance(recons):
     recon, info, _ = recons["l1-wavelet"]
     assert recon.shape == (2, 64, 64) and recon.dtype == np.float32
     assert info["mask"] == "random" and 3 < info["acceleration"] < 5
-    assert info["settings"]["lamda"] == make_method("l1-wavelet").lamda
+    assert info["settings"]["lamda"] == make_method("l1-wavelet").lamda == "auto"
+    assert all(d["lamda"] in LADDER for d in info["diagnostics"])  # the chosen λ of each slice is recorded
 
 
 @pytest.mark.parametrize("method", ["sense", "l1-wavelet", "tv"])
@@ -106,7 +108,7 @@ def test_cli_bad_inputs(tmp_path, synth_file, capsys):
 def test_cli_too_small_calibration_is_a_clear_error(synth_file, tmp_path, capsys):
     assert main(["reconstruct", str(synth_file), "-o", str(tmp_path), "--method", "sense",
                  "--center-fraction", "0.04", "-q"]) == 1
-    assert "too small for ESPIRiT" in capsys.readouterr().err
+    assert "only 3 fully sampled centre lines: coil maps need at least 4" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())
 
 

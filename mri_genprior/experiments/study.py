@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 from .. import MriGenpriorError
 from ..io import atomic_path, input_files, open_volume
 from ..metrics import METRIC_NAMES, volume_metrics
-from ..recon import MaskSpec, reconstruct_file
+from ..recon import DEFAULT_MAPS, MaskSpec, reconstruct_file
 from ..solvers import METHODS, make_method
 
 COLUMNS = ("file", "method", "acceleration", "achieved_acceleration", "NMSE", "PSNR", "SSIM", "seconds", "slices")
@@ -52,6 +52,7 @@ class StudySpec:
     prior: Optional[str] = None
     device: Optional[str] = None
     batch_size: int = 4
+    maps: str = DEFAULT_MAPS
 
 
 def _accel_label(accel: float) -> str:
@@ -96,7 +97,7 @@ def run_study(data: Sequence[os.PathLike | str], study_dir: os.PathLike | str, s
         out = cell_path(study_dir, name, accel, file)
         try:
             reconstruct_file(file, out.parent, methods[name], MaskSpec(spec.mask, accel, spec.center_fraction),
-                             spec.device, spec.batch_size, progress=False)
+                             spec.device, spec.batch_size, progress=False, maps=spec.maps)
         except MriGenpriorError as err:
             failed.append(f"{file.name} {name} {_accel_label(accel)}: {err}")
             print(f"error: {failed[-1]}", file=sys.stderr)

@@ -6,7 +6,7 @@ object is an :class:`~mri_genprior.physics.operators.Operator` from images
 ``(B, H, W)`` to measurements ``(B, *oshape)`` that also knows what methods need beyond
 ``A``: its SigPy form per slice (for SigPy apps), a sub-batch (restarts, per-slice
 solves), the phase of the calibration data (magnitude priors), the zero-filled image
-and the output convention (where the image is defined).
+and the output convention (how an image becomes the magnitude that is written).
 
 * :class:`SensePhysics`: Cartesian multi-coil SENSE ``A = √W · F · S`` in torch, equal to
   ``sigpy.mri.linop.Sense(mps, weights=W)`` (the tests check it).
@@ -26,6 +26,12 @@ from .coils import sigpy_device
 from .operators import Operator, SigpyOperator, array_to_tensor, fft2c, ifft2c, tensor_to_array
 
 
+def _deal(candidates: torch.Tensor, draw: torch.Tensor, folds: int) -> torch.Tensor:
+    """Split boolean ``candidates`` into ``folds`` disjoint masks by uniform ``draw`` (same shape)."""
+    fold = (draw * folds).long().clamp(max=folds - 1)
+    return torch.stack([candidates & (fold == k) for k in range(folds)])
+
+
 class Physics(Operator):
     """Interface of the per-batch measurement model (see the module docstring).
 
@@ -36,7 +42,13 @@ class Physics(Operator):
 
     @property
     def image_shape(self) -> Tuple[int, int]:
-        return tuple(self.ishape)
+        """The image grid ``(H, W)``."""
+        return tuple(self.ishape[-2:])
+
+    def coil_images(self, coils: int) -> "Physics":
+        """The physics of the same sampling acting on ``coils`` coil images (maps-free methods)."""
+        raise MriGenpriorError(f"{type(self).__name__}: maps-free (coil-image) methods need Cartesian "
+                               "multi-coil k-space (SensePhysics)")
 
     def linop(self, index: int):
         """The SigPy ``Linop`` of slice ``index`` (arrays on this physics' device)."""
@@ -54,10 +66,17 @@ class Physics(Operator):
         """The zero-filled image ``(B, H, W)`` of measurements ``y``."""
         raise NotImplementedError
 
-    def restrict(self, images: np.ndarray) -> np.ndarray:
-        """The output convention: ``images`` ``(B, H, W)`` where the model defines them
-        (zero where ``A`` sees nothing)."""
-        return images
+    def validation_folds(self, y: torch.Tensor, folds: int, rng: torch.Generator) -> torch.Tensor:
+        """``folds`` disjoint sets of measured samples for cross-validation, as a boolean
+        ``(folds, B, 1, *oshape[1:])`` tensor (all coils of a location together). Here:
+        the measured samples (non-zero in the first coil) dealt at random."""
+        measured = y[:, :1] != 0
+        return _deal(measured, torch.rand(measured.shape, generator=rng).to(y.device), folds)
+
+    def output(self, images: np.ndarray, y: torch.Tensor) -> np.ndarray:
+        """The output convention: the magnitude ``(B, H, W)`` float32 written for ``images``
+        ``(B, H, W)`` reconstructed from ``y``. Here ``|images|``."""
+        return np.abs(images).astype(np.float32)
 
 
 class SensePhysics(Physics):
@@ -75,7 +94,7 @@ class SensePhysics(Physics):
     Notes
     -----
     ``forward``: ``(B, H, W)`` image -> ``(B, C, H, W)`` k-space; ``adjoint`` the reverse.
-    Images are defined where the maps are non-zero (:meth:`restrict`).
+    The written magnitude is the RSS of the data-consistent coil images (:meth:`output`).
     """
 
     def __init__(self, maps: Optional[torch.Tensor], weights: torch.Tensor, calibration_width: Optional[int] = None):
@@ -152,11 +171,81 @@ class SensePhysics(Physics):
             out = xp.sqrt(xp.sum(xp.abs(coil_images) ** 2, axis=1)).astype(xp.complex64)
         return array_to_tensor(out, y.device)
 
-    def restrict(self, images: np.ndarray) -> np.ndarray:
-        """Zero outside the maps' support (``A`` sees nothing there)."""
+    def validation_folds(self, y: torch.Tensor, folds: int, rng: torch.Generator) -> torch.Tensor:
+        """Cross-validation folds that leave out what undersampling leaves out: the measured
+        samples outside the calibration region, dealt at random into ``folds`` disjoint sets,
+        whole phase-encode lines at a time when every readout row shares one column pattern
+        (a 1-D mask), else single samples. Boolean ``(folds, B, 1, H, W)``. With nothing
+        measured outside the calibration region, every measured sample is dealt."""
+        h, w = self.ishape
+        c = self.calibration_width
+        sampled = (self.sqrt_weights[:, :1] > 0).expand(y.shape[0], 1, h, w)
+        lines = bool((self.weights == self.weights[:, :1]).all())
+        outside = torch.ones(h, w, dtype=torch.bool, device=y.device)
+        rows = slice(None) if lines else slice(h // 2 - c // 2, h // 2 + (c + 1) // 2)
+        outside[rows, w // 2 - c // 2: w // 2 + (c + 1) // 2] = False
+        if not bool((sampled & outside).any()):
+            return super().validation_folds(y, folds, rng)
+        draw = torch.rand((y.shape[0], 1, 1 if lines else h, w), generator=rng).to(y.device)
+        return _deal(sampled & outside, draw.expand(y.shape[0], 1, h, w), folds)
+
+    def output(self, images: np.ndarray, y: torch.Tensor) -> np.ndarray:
+        """The root sum of squares of the data-consistent coil images, as fastMRI makes its
+        references: coil k-space ``F S x``, measured samples replaced by ``y``, RSS of the
+        inverse FFT. Without maps (methods that return an RSS image): ``|images|``."""
         if self.maps is None:
-            return images
-        return images * (self.maps.abs().sum(1) > 0).cpu().numpy()
+            return super().output(images, y)
+        with torch.no_grad():
+            return self._consistent_rss(fft2c(self.maps * torch.as_tensor(images, device=self.device)[:, None]), y)
+
+    def coil_images(self, coils: int) -> "CoilPhysics":
+        return CoilPhysics(self.weights, coils, self.calibration_width)
+
+    def _consistent_rss(self, kspace: torch.Tensor, y: torch.Tensor) -> np.ndarray:
+        """RSS ``(B, H, W)`` float32 of coil ``kspace`` ``(B, C, H, W)`` with the measured samples set to ``y``."""
+        sampled = self.sqrt_weights > 0
+        kspace = torch.where(sampled, y / torch.where(sampled, self.sqrt_weights, 1.0), kspace)
+        return ifft2c(kspace).abs().pow(2).sum(1).sqrt().cpu().numpy().astype(np.float32)
+
+
+class CoilPhysics(SensePhysics):
+    """Cartesian sampling of all C coil images, ``A X = √W · F X``, for maps-free methods whose
+    unknowns are the coil images ``(B, C, H, W)`` (the original form of the untrained decoders,
+    Heckel & Hand 2019, Darestani & Heckel 2021). No coil maps are estimated; the written
+    magnitude is the RSS of the data-consistent coil images.
+    """
+
+    def __init__(self, weights: torch.Tensor, coils: int, calibration_width: Optional[int] = None):
+        super().__init__(None, weights, calibration_width)
+        self.coils = int(coils)
+        self.ishape = (self.coils,) + tuple(weights.shape[-2:])
+        self.oshape = self.ishape
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.check(x, self.ishape, "coil images")
+        return self.sqrt_weights * fft2c(x)
+
+    def adjoint(self, y: torch.Tensor) -> torch.Tensor:
+        self.check(y, self.oshape, "k-space")
+        return ifft2c(self.sqrt_weights * y)
+
+    def linop(self, index: int):
+        import sigpy as sp
+
+        with sigpy_device(self.device):
+            weights = tensor_to_array(self.weights[index if self.weights.shape[0] > 1 else 0].sqrt())
+            return sp.linop.Multiply(self.ishape, weights) * sp.linop.FFT(self.ishape, axes=(-2, -1))
+
+    def select(self, index: Sequence[int]) -> "CoilPhysics":
+        return CoilPhysics(super().select(index).weights, self.coils, self.calibration_width)
+
+    def calibration_phase(self, y: torch.Tensor) -> torch.Tensor:
+        raise MriGenpriorError("CoilPhysics: coil images have no single phase (use a 2C-channel network)")
+
+    def output(self, images: np.ndarray, y: torch.Tensor) -> np.ndarray:
+        """RSS of the coil ``images`` ``(B, C, H, W)`` with the measured samples restored."""
+        with torch.no_grad():
+            return self._consistent_rss(fft2c(torch.as_tensor(images, device=self.device)), y)
 
 
 class SigpyPhysics(SigpyOperator, Physics):

@@ -29,10 +29,6 @@ class Entry:
     def takes_prior(self) -> bool:
         return self.cls.takes_prior
 
-    @property
-    def needs_maps(self) -> bool:
-        return self.cls.needs_maps
-
     def parameters(self) -> Dict[str, object]:
         """Every hyper-parameter with its default for this entry."""
         fields = {f.name: f.default for f in dataclasses.fields(self.cls) if f.init}
@@ -52,12 +48,9 @@ def register(name: str, cls: Type[Method], summary: str, **defaults) -> None:
 
 
 register("zero-filled", ZeroFilled, "zero-filled root sum of squares")
-register("sense", SigpyRecon, "CG-SENSE, λ‖x‖² (Pruessmann et al., MRM 1999)", regularizer="l2", lamda=0.001,
-         max_iter=30)
-register("l1-wavelet", SigpyRecon, "λ‖Ψx‖₁, Daubechies-4 (Lustig et al., MRM 2007)", regularizer="wavelet",
-         lamda=1e-5, max_iter=100)
-register("tv", SigpyRecon, "total variation λ‖∇x‖₁ (Block et al., MRM 2007)", regularizer="tv", lamda=0.02,
-         max_iter=100)
+register("sense", SigpyRecon, "CG-SENSE, λ‖x‖² (Pruessmann et al., MRM 1999)", regularizer="l2", max_iter=30)
+register("l1-wavelet", SigpyRecon, "λ‖Ψx‖₁, Daubechies-4 (Lustig et al., MRM 2007)", regularizer="wavelet")
+register("tv", SigpyRecon, "total variation λ‖∇x‖₁ (Block et al., MRM 2007)", regularizer="tv")
 register("csgm", TrainedPrior, "min_z ‖A G(z) − y‖² + λ‖z‖², restarts (Bora et al., ICML 2017)")
 register("sign-flip", TrainedPrior, "csgm + jump to −z when f(−z) < f(z) (Hand & Voroninski, COLT 2018)",
          sign_flip_every=10)

@@ -46,7 +46,8 @@ class Result:
 class Method:
     """Base class: see the module docstring for the contract.
 
-    Class attributes: ``needs_maps`` (the pipeline estimates coil maps for it) and
+    Class attributes: ``needs_maps`` (the pipeline estimates coil maps for it; a method
+    may make it a property of its settings) and
     ``takes_prior`` (it reads a trained generator checkpoint, ``prior``). The registry
     (:mod:`mri_genprior.solvers`) sets ``name``.
     """

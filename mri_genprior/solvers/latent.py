@@ -43,17 +43,19 @@ from .. import MriGenpriorError
 
 
 def to_complex(out: torch.Tensor) -> torch.Tensor:
-    """Generator output ``(N, C, h, w)`` -> complex ``(N, h, w)``.
+    """Generator output ``(N, C, h, w)`` -> complex ``(N, h, w)``, or ``(N, C/2, h, w)`` for C > 2.
 
-    C = 2: real and imaginary parts. C = 1: a real (magnitude) image; :func:`fit`
+    C even: real and imaginary parts, interleaved (C > 2: one complex image per coil,
+    for :class:`~mri_genprior.physics.CoilPhysics`). C = 1: a real (magnitude) image; :func:`fit`
     multiplies it by a phase map estimated from the calibration region
     (:meth:`mri_genprior.physics.Physics.calibration_phase`) — the phase model of
     magnitude-only priors.
     """
-    if out.shape[1] == 2:
-        return torch.complex(out[:, 0], out[:, 1])
+    if out.shape[1] % 2 == 0:
+        x = torch.complex(out[:, 0::2], out[:, 1::2])
+        return x[:, 0] if x.shape[1] == 1 else x
     if out.shape[1] != 1:
-        raise ValueError(f"generator output must have 1 or 2 channels, got {out.shape[1]}")
+        raise ValueError(f"generator output must have 1 or an even number of channels, got {out.shape[1]}")
     return out[:, 0].to(torch.complex64)
 
 
@@ -235,7 +237,7 @@ def fit(op, y: torch.Tensor, network: nn.Module, z0: torch.Tensor, options: FitO
                 improved = val < best_val
                 best_val = torch.where(improved, val, best_val)
                 best_images = x.detach().clone() if best_images is None else torch.where(
-                    improved[:, None, None], x.detach(), best_images)
+                    improved.view((-1,) + (1,) * (x.ndim - 1)), x.detach(), best_images)
                 since_best = 0 if bool(improved.any()) else since_best + 1
             if since_best >= options.patience:
                 break

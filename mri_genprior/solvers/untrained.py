@@ -7,6 +7,15 @@ convolutions; with ``kernel_size=3`` the ConvDecoder of Darestani & Heckel 2021)
 (θ in :func:`~.latent.fit`); early stopping keeps the iterate with the lowest loss on
 ``holdout`` of the measured samples (no ground truth needed), and the measured samples
 are then restored (``data_consistency``).
+
+Two forms (``form``; ``sense`` is the default, measured better on real scans, see
+docs/real_data.md):
+
+* ``coils``: maps-free, as in the original papers: the network outputs all C coil images
+  (2C channels) and is fitted through :class:`~mri_genprior.physics.CoilPhysics`; the
+  image is the RSS of the data-consistent coil images. No coil maps are estimated.
+* ``sense``: the network outputs one complex image, fitted through the SENSE physics
+  (coil maps estimated by the pipeline).
 """
 
 from __future__ import annotations
@@ -15,10 +24,14 @@ import dataclasses
 
 import torch
 
+from .. import MriGenpriorError
 from ..priors import build
 from .base import Method, Result
 from .latent import FitOptions, fit
 from .stages import data_consistency
+
+
+FORMS = ("coils", "sense")
 
 
 @dataclasses.dataclass
@@ -26,6 +39,7 @@ class UntrainedPrior(Method):
     """An untrained network per slice (see the module docstring)."""
 
     network: str = "deep-decoder"
+    form: str = "sense"
     channels: int = 64
     layers: int = 4
     kernel_size: int = 1
@@ -36,22 +50,34 @@ class UntrainedPrior(Method):
     data_consistency: bool = True
     seed: int = 0
 
-    def _network(self, grid) -> torch.nn.Module:
+    def __post_init__(self):
+        if self.form not in FORMS:
+            raise MriGenpriorError(f"parameter form: choose from {', '.join(FORMS)}, got {self.form!r}")
+
+    @property
+    def needs_maps(self) -> bool:
+        return self.form == "sense"
+
+    def _network(self, grid, out_channels: int) -> torch.nn.Module:
         return build({"architecture": self.network, "output_size": list(grid), "channels": self.channels,
-                      "layers": self.layers, "kernel_size": self.kernel_size})
+                      "layers": self.layers, "kernel_size": self.kernel_size, "out_channels": out_channels})
 
     def reconstruct(self, y, physics) -> Result:
         options = FitOptions(steps=self.steps, lr=0.0, net_lr=self.lr, holdout=self.holdout, patience=self.patience)
+        op = physics.coil_images(y.shape[1]) if self.form == "coils" else physics
+        out_channels = 2 * op.ishape[0] if self.form == "coils" else 2
         images, diagnostics = [], []
         for b in range(y.shape[0]):
             rng = torch.Generator().manual_seed(self.seed + b)
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(self.seed + b)  # weight initialisation, without touching the caller's RNG
-                net = self._network(physics.image_shape).to(physics.device)
-            one, yb = physics.select([b]), y[b:b + 1]
+                net = self._network(physics.image_shape, out_channels).to(physics.device)
+            one, yb = op.select([b]), y[b:b + 1]
             result = fit(one, yb, net, net.fixed_input(rng).to(physics.device), options, physics.image_shape,
                          rng=rng)
             x = data_consistency(one, result.images, yb) if self.data_consistency else result.images
+            if self.form == "coils":  # the RSS image (magnitude): the written output of maps-free physics
+                x = torch.as_tensor(one.output(x.cpu().numpy(), yb), device=x.device).to(torch.complex64)
             images.append(x)
             diagnostics.append({"method": self.name, "steps": result.steps, "backoffs": result.backoffs,
                                 "final_loss": float(result.data_loss[0]),

@@ -1,0 +1,55 @@
+"""Real scanner data: the fully sampled 8-coil brain in tests/data (BSD-3, see its README).
+
+Retrospective 4× undersampling (fastMRI random mask, centre fraction 0.08), scored with
+fastMRI's metrics against the fully sampled RSS reference, whole image.
+"""
+
+import numpy as np
+import pytest
+
+from mri_genprior.convert import wrap_kspace
+from mri_genprior.io import open_volume
+from mri_genprior.metrics import volume_metrics
+from mri_genprior.recon import MaskSpec, reconstruct_volume
+from mri_genprior.solvers import make_method
+from mri_genprior.solvers.classical import LADDER
+
+from conftest import REAL_KSPACE
+
+SPEC = MaskSpec("random", 4, 0.08)
+
+
+@pytest.fixture(scope="module")
+def real(tmp_path_factory):
+    path = wrap_kspace(np.load(REAL_KSPACE), tmp_path_factory.mktemp("real") / "brain_8coil.h5", reference=True)
+    with open_volume(path) as volume:
+        target = volume.read_target()
+    zf, _ = reconstruct_volume(path, make_method("zero-filled"), SPEC, "cpu", progress=False)
+    return path, target, volume_metrics(target, zf)
+
+
+def test_reference_is_the_rss_of_the_fully_sampled_coil_images(real):
+    path, target, _ = real
+    kspace = np.load(REAL_KSPACE)
+    coil_images = np.fft.fftshift(np.fft.ifft2(np.fft.ifftshift(kspace, axes=(-2, -1)), norm="ortho"), axes=(-2, -1))
+    rss = np.sqrt((np.abs(coil_images) ** 2).sum(0))
+    assert target.shape == (1, 230, 180)
+    np.testing.assert_allclose(target[0] / target.max(), rss / rss.max(), atol=1e-5)
+
+
+@pytest.mark.parametrize("name,params", [("sense", {}), ("l1-wavelet", {}), ("tv", {}),
+                                         ("convdecoder", {"steps": 300})])
+def test_defaults_beat_zero_filled(real, name, params):
+    path, target, zf = real
+    recon, info = reconstruct_volume(path, make_method(name, **params), SPEC, "cpu", progress=False)
+    m = volume_metrics(target, recon)
+    assert m["SSIM"] > zf["SSIM"] + 0.02 and m["PSNR"] > zf["PSNR"] + 1.0, (name, m, zf)
+
+
+def test_auto_lamda_is_close_to_the_best_lamda_of_a_grid(real):
+    path, target, _ = real
+    auto, info = reconstruct_volume(path, make_method("l1-wavelet"), SPEC, "cpu", progress=False)
+    assert info["diagnostics"][0]["lamda"] in LADDER
+    grid = [volume_metrics(target, reconstruct_volume(path, make_method("l1-wavelet", lamda=lamda), SPEC, "cpu",
+                                                      progress=False)[0])["SSIM"] for lamda in LADDER[1:7]]
+    assert volume_metrics(target, auto)["SSIM"] > max(grid) - 0.01, grid
