@@ -41,9 +41,8 @@ def main():
             mask, crop, _ = volume_mask(volume, MaskSpec("random", 4, 0.08))
             batch = prepare_batch(volume, [0], mask, crop, method.needs_maps, device)
     y = batch.y
-    op = batch.physics.coil_images(y.shape[1]) if getattr(method, "form", "sense") == "coils" else batch.physics
-    channels = 2 * op.ishape[0] if len(op.ishape) == 3 else 2
-    net = method._network(batch.physics.image_shape, channels).to(device)
+    op = method.operator(y, batch.physics)
+    net = method.make_network(op, 0)
     z = net.fixed_input(torch.Generator().manual_seed(0)).to(device)
     options = FitOptions(steps=args.steps, lr=0.0, net_lr=method.lr, holdout=method.holdout, patience=args.steps)
 
@@ -67,7 +66,7 @@ def main():
     full = timed(lambda steps: fit(op, y, net, z, FitOptions(**{**options.__dict__, "steps": steps}),
                                    batch.physics.image_shape))
     alone = timed(network_only)
-    print(f"device {device}, {args.method} ({method.form if hasattr(method, 'form') else ''}), "
+    print(f"device {device}, {args.method} (form {method.form}), "
           f"{sum(p.numel() for p in net.parameters())} weights, {args.steps} steps")
     print(f"fit: {1000 * full:.1f} ms/step; network forward+backward+Adam alone: {1000 * alone:.1f} ms/step")
     print(f"outside the network: {100 * max(full - alone, 0) / full:.1f} % of each step; "

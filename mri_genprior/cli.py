@@ -50,8 +50,7 @@ def add_mask_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def add_maps_argument(parser: argparse.ArgumentParser) -> None:
-    from .physics import MAPS
-    from .recon import DEFAULT_MAPS
+    from .physics import DEFAULT_MAPS, MAPS
 
     parser.add_argument("--maps", default=DEFAULT_MAPS, choices=MAPS,
                         help=f"coil-map estimate from the calibration region (default: {DEFAULT_MAPS}); "

@@ -31,12 +31,10 @@ from tqdm.auto import tqdm
 
 from . import MriGenpriorError, masks
 from .io import Volume, open_volume, write_reconstruction
-from .physics import Physics, SensePhysics, coil_maps, crop_or_pad, remove_readout_oversampling, scale_factor
+from .physics import DEFAULT_MAPS, Physics, SensePhysics, coil_maps, crop_or_pad, remove_readout_oversampling, scale_factor
 from .solvers.base import Method, Result
 
 log = logging.getLogger(__name__)
-
-DEFAULT_MAPS = "auto"  # chosen by measurement on real and synthetic scans: docs/real_data.md
 
 
 @dataclasses.dataclass

@@ -3,16 +3,18 @@
 * :mod:`.operators`: :class:`Operator` (batched forward/adjoint with autograd), the SigPy
   bridge :class:`SigpyOperator`, centred FFTs.
 * :mod:`.sense`: :class:`Physics`, the measurement model methods receive
-  (:class:`SensePhysics` for Cartesian SENSE, :class:`CoilPhysics` for coil images, :class:`SigpyPhysics` for any SigPy Linop).
+  (:class:`SensePhysics` for Cartesian SENSE, :class:`CoilPhysics` for coil images,
+  :class:`SigpyPhysics` for any SigPy Linop).
 * :mod:`.coils`: coil maps (low-resolution or ESPIRiT) and SENSE coil combination.
 * :mod:`.preprocess`: readout-oversampling removal, crops, slice scaling, RSS.
 """
 
-from .coils import MAPS, coil_combine, coil_maps, espirit_maps, lowres_maps, sigpy_device
+from .coils import (DEFAULT_MAPS, MAPS, coil_combine, coil_maps, espirit_maps, lowres_maps,
+                    sigpy_device)
 from .operators import Operator, SigpyOperator, complex_randn, fft2c, ifft2c
 from .preprocess import crop_or_pad, ifft2c_np, percentile_scale, remove_readout_oversampling, rss, scale_factor
 from .sense import CoilPhysics, Physics, SensePhysics, SigpyPhysics
 
-__all__ = ["Operator", "SigpyOperator", "Physics", "SensePhysics", "CoilPhysics", "SigpyPhysics", "complex_randn", "fft2c",
-           "ifft2c", "MAPS", "coil_combine", "coil_maps", "espirit_maps", "lowres_maps", "sigpy_device",
-           "crop_or_pad", "ifft2c_np", "percentile_scale", "remove_readout_oversampling", "rss", "scale_factor"]
+__all__ = ["Operator", "SigpyOperator", "Physics", "SensePhysics", "CoilPhysics", "SigpyPhysics", "complex_randn",
+           "fft2c", "ifft2c", "DEFAULT_MAPS", "MAPS", "coil_combine", "coil_maps", "espirit_maps", "lowres_maps",
+           "sigpy_device", "crop_or_pad", "ifft2c_np", "percentile_scale", "remove_readout_oversampling", "rss", "scale_factor"]

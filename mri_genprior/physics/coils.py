@@ -31,6 +31,7 @@ def coil_combine(kspace: np.ndarray, mps: np.ndarray) -> np.ndarray:
 
 
 MAPS = ("auto", "lowres", "espirit")
+DEFAULT_MAPS = "auto"
 MIN_CALIBRATION = 4  # fewer fully sampled centre lines than this: no map estimate is usable
 ESPIRIT_LINES = 12   # from this many calibration lines on, ESPIRiT beats low-resolution maps
 
@@ -50,8 +51,8 @@ def lowres_maps(kspace: np.ndarray, region: Tuple[int, int]) -> np.ndarray:
     return (images / np.maximum(norm, 1e-12 * norm.max())).astype(np.complex64)
 
 
-def coil_maps(kspace: np.ndarray, mask: np.ndarray, kind: str = "lowres", device: torch.device | str = "cpu"
-              ) -> np.ndarray:
+def coil_maps(kspace: np.ndarray, mask: np.ndarray, kind: str = DEFAULT_MAPS,
+              device: torch.device | str = "cpu") -> np.ndarray:
     """Sensitivity maps ``(coils, H, W)`` of one slice's masked k-space by method ``kind`` (see the module docstring).
 
     Raises

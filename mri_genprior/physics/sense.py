@@ -177,7 +177,7 @@ class SensePhysics(Physics):
         whole phase-encode lines at a time when every readout row shares one column pattern
         (a 1-D mask), else single samples. Boolean ``(folds, B, 1, H, W)``. With nothing
         measured outside the calibration region, every measured sample is dealt."""
-        h, w = self.ishape
+        h, w = self.image_shape
         c = self.calibration_width
         sampled = (self.sqrt_weights[:, :1] > 0).expand(y.shape[0], 1, h, w)
         lines = bool((self.weights == self.weights[:, :1]).all())

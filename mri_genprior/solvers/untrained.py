@@ -58,20 +58,28 @@ class UntrainedPrior(Method):
     def needs_maps(self) -> bool:
         return self.form == "sense"
 
-    def _network(self, grid, out_channels: int) -> torch.nn.Module:
-        return build({"architecture": self.network, "output_size": list(grid), "channels": self.channels,
-                      "layers": self.layers, "kernel_size": self.kernel_size, "out_channels": out_channels})
+    def operator(self, y, physics):
+        """The physics the network is fitted through: ``physics`` itself (``sense``) or its
+        coil-image form for the ``y.shape[1]`` coils (``coils``)."""
+        return physics.coil_images(y.shape[1]) if self.form == "coils" else physics
+
+    def make_network(self, op, seed: int) -> torch.nn.Module:
+        """A fresh network for ``op`` (2 output channels per image ``op`` takes), initialised
+        from ``seed`` without touching the caller's RNG, on ``op``'s device."""
+        out_channels = 2 * op.ishape[0] if len(op.ishape) == 3 else 2
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return build({"architecture": self.network, "output_size": list(op.image_shape),
+                          "channels": self.channels, "layers": self.layers, "kernel_size": self.kernel_size,
+                          "out_channels": out_channels}).to(op.device)
 
     def reconstruct(self, y, physics) -> Result:
         options = FitOptions(steps=self.steps, lr=0.0, net_lr=self.lr, holdout=self.holdout, patience=self.patience)
-        op = physics.coil_images(y.shape[1]) if self.form == "coils" else physics
-        out_channels = 2 * op.ishape[0] if self.form == "coils" else 2
+        op = self.operator(y, physics)
         images, diagnostics = [], []
         for b in range(y.shape[0]):
             rng = torch.Generator().manual_seed(self.seed + b)
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(self.seed + b)  # weight initialisation, without touching the caller's RNG
-                net = self._network(physics.image_shape, out_channels).to(physics.device)
+            net = self.make_network(op, self.seed + b)
             one, yb = op.select([b]), y[b:b + 1]
             result = fit(one, yb, net, net.fixed_input(rng).to(physics.device), options, physics.image_shape,
                          rng=rng)
