@@ -31,7 +31,8 @@ from tqdm.auto import tqdm
 
 from . import MriGenpriorError, masks
 from .io import Volume, open_volume, write_reconstruction
-from .physics import DEFAULT_MAPS, Physics, SensePhysics, coil_maps, crop_or_pad, remove_readout_oversampling, scale_factor
+from .physics import (DEFAULT_MAPS, Physics, SensePhysics, coil_maps, crop_or_pad, remove_readout_oversampling,
+                      resolve_maps, scale_factor)
 from .solvers.base import Method, Result
 
 log = logging.getLogger(__name__)
@@ -179,7 +180,8 @@ def reconstruct_volume(path: os.PathLike | str, method: Method, mask_spec: MaskS
             "acceleration": round(masks.acceleration(mask, padding), 4),
             "nominal_acceleration": mask_spec.acceleration if source != "file" else None,
             "center_fraction": mask_spec.center_fraction if source != "file" else None,
-            "coil_maps": maps if method.needs_maps else None,
+            "coil_maps": (resolve_maps(maps, masks.calibration_region(mask, batch.y.shape[-2:])[1])
+                          if method.needs_maps and batch.y.shape[1] > 1 else None),
             "device": str(device),
             "seconds": round(time.perf_counter() - start, 3),
         }

@@ -8,20 +8,24 @@ import sigpy.mri as mr
 import torch
 
 from mri_genprior.priors import save_checkpoint
+from mri_genprior.priors.denoiser import ScoreUNet
 from mri_genprior.priors.networks import DCGANGenerator
 from mri_genprior.recon import MaskSpec, reconstruct_batch, reconstruct_file
 from mri_genprior.solvers import METHODS, make_method
 
 # test-sized settings per method kind (the registry decides which methods exist)
 TINY = {"SigpyRecon": {"max_iter": 10}, "TrainedPrior": {"steps": 5, "restarts": 2, "adapt_steps": 3},
-        "UntrainedPrior": {"steps": 5, "channels": 8}}
+        "UntrainedPrior": {"steps": 5, "channels": 8}, "PosteriorSampling": {"samples": 2, "levels": 3}}
 
 
 @pytest.fixture(scope="module")
 def prior(tmp_path_factory):
+    """A generator checkpoint for each kind of prior-taking method."""
     torch.manual_seed(0)
-    net = DCGANGenerator(latent_dim=8, image_size=32, channels=1, width=4)
-    return str(save_checkpoint(tmp_path_factory.mktemp("prior") / "g.pt", net))
+    out = tmp_path_factory.mktemp("prior")
+    return {"TrainedPrior": str(save_checkpoint(out / "g.pt", DCGANGenerator(latent_dim=8, image_size=32, channels=1,
+                                                                             width=4))),
+            "PosteriorSampling": str(save_checkpoint(out / "score.pt", ScoreUNet(width=8, levels=2)))}
 
 
 def _tiny(name, prior):
@@ -29,7 +33,7 @@ def _tiny(name, prior):
     params = {k: v for k, v in TINY.get(entry.cls.__name__, {}).items()
               if k in entry.parameters() and not (k == "adapt_steps" and not entry.defaults.get(k))}
     if entry.takes_prior:
-        params["prior"] = prior
+        params["prior"] = prior[entry.cls.__name__]
     return make_method(name, **params)
 
 
@@ -51,7 +55,8 @@ def test_registry_defaults_define_the_methods():
     assert make_method("csgm", prior="p.pt").sign_flip_every == 0
     assert make_method("sparse-gen", prior="p.pt").lamda_nu > 0
     assert make_method("dip").network == "dip" and make_method("convdecoder").kernel_size == 3
-    assert {n for n, e in METHODS.items() if e.takes_prior} == {"csgm", "sign-flip", "sparse-gen", "image-adaptive"}
+    assert {n for n, e in METHODS.items() if e.takes_prior} == {"csgm", "sign-flip", "sparse-gen", "image-adaptive",
+                                                                      "dds", "dps", "langevin"}
 
 
 @pytest.fixture(scope="module")

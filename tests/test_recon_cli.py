@@ -33,6 +33,8 @@ def test_shapes_and_provenance(recons):
     assert info["mask"] == "random" and 3 < info["acceleration"] < 5
     assert info["settings"]["lamda"] == make_method("l1-wavelet").lamda == "auto"
     assert all(d["lamda"] in LADDER for d in info["diagnostics"])  # the chosen λ of each slice is recorded
+    assert info["coil_maps"] == "espirit"  # auto, resolved: 16 calibration lines (centre fraction 0.25 of 64)
+    assert recons["zero-filled"][1]["coil_maps"] is None
 
 
 @pytest.mark.parametrize("method", ["sense", "l1-wavelet", "tv"])

@@ -84,9 +84,9 @@ def test_vae_elbo_decreases(synth_dir, tmp_path):
     assert config["architecture"] == "vae" and config["channels"] == 1
 
 
-@pytest.mark.parametrize("model", ["dcgan", "vae"])
+@pytest.mark.parametrize("model", ["dcgan", "vae", "score"])
 def test_resume_after_interruption_is_exact(synth_dir, tmp_path, monkeypatch, model):
-    config = TrainConfig(model=model, steps=7, **TINY)
+    config = TrainConfig(model=model, steps=7, target="complex" if model == "score" else "rss", **TINY)
     train(config, [synth_dir], tmp_path / "whole", progress=False)
 
     calls = {"n": 0}
@@ -130,6 +130,9 @@ def test_cli_train_errors(synth_dir, tmp_path, capsys):
     assert "nothing to resume" in capsys.readouterr().err
     assert main(["train", "--data", str(synth_dir), "-o", str(tmp_path / "big"), "--batch-size", "64", "-q"]) == 2
     assert "fewer than --batch-size 64" in capsys.readouterr().err
+    assert main(["train", "--data", str(synth_dir), "-o", str(tmp_path / "score"), "--model", "score", "-q"]) == 2
+    assert "score model needs complex images: use --target complex" in capsys.readouterr().err
+    assert not any((tmp_path / "score").iterdir())  # nothing written
 
 
 def test_two_process_gloo_training_keeps_ranks_identical(synth_dir, tmp_path):

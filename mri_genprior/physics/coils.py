@@ -71,9 +71,17 @@ def coil_maps(kspace: np.ndarray, mask: np.ndarray, kind: str = DEFAULT_MAPS,
         raise MriGenpriorError(f"only {region[1]} fully sampled centre lines: coil maps need at least "
                                f"{MIN_CALIBRATION}; use a larger --center-fraction (e.g. "
                                f"{MIN_CALIBRATION / kspace.shape[-1] + 0.005:.2f})")
-    if kind == "lowres" or (kind == "auto" and region[1] < ESPIRIT_LINES):
+    if resolve_maps(kind, region[1]) == "lowres":
         return lowres_maps(kspace, region)
     return espirit_maps(kspace, min(region), device)
+
+
+def resolve_maps(kind: str, calibration_lines: int) -> str:
+    """The map method ``kind`` stands for with ``calibration_lines`` lines: ``auto`` becomes
+    ``espirit`` from :data:`ESPIRIT_LINES` lines on, else ``lowres``."""
+    if kind != "auto":
+        return kind
+    return "espirit" if calibration_lines >= ESPIRIT_LINES else "lowres"
 
 
 def espirit_maps(

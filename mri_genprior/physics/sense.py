@@ -73,6 +73,10 @@ class Physics(Operator):
         measured = y[:, :1] != 0
         return _deal(measured, torch.rand(measured.shape, generator=rng).to(y.device), folds)
 
+    def noise_std(self, y: torch.Tensor) -> torch.Tensor:
+        """Estimated k-space noise standard deviation per real component, ``(B,)``."""
+        raise MriGenpriorError(f"{type(self).__name__} cannot estimate the k-space noise: give it as a number")
+
     def output(self, images: np.ndarray, y: torch.Tensor) -> np.ndarray:
         """The output convention: the magnitude ``(B, H, W)`` float32 written for ``images``
         ``(B, H, W)`` reconstructed from ``y``. Here ``|images|``."""
@@ -188,6 +192,18 @@ class SensePhysics(Physics):
             return super().validation_folds(y, folds, rng)
         draw = torch.rand((y.shape[0], 1, 1 if lines else h, w), generator=rng).to(y.device)
         return _deal(sampled & outside, draw.expand(y.shape[0], 1, h, w), folds)
+
+    def noise_std(self, y: torch.Tensor) -> torch.Tensor:
+        """Noise std per real component ``(B,)`` from the k-space corners that hold almost no
+        signal: the measured samples of the outer ``H/16`` readout rows at each edge, all coils.
+        For complex Gaussian noise ``|n|²`` is exponential with median ``2σ² ln 2``, so
+        ``σ = √(median |y|² / (2 ln 2))``; the median ignores the few signal-bearing samples."""
+        h = self.image_shape[0]
+        e = max(2, h // 16)
+        edge = torch.cat([y[..., :e, :], y[..., -e:, :]], dim=-2)
+        sampled = torch.cat([self.sqrt_weights[..., :e, :], self.sqrt_weights[..., -e:, :]], dim=-2) > 0
+        power = torch.where(sampled, edge.abs() ** 2, torch.nan).flatten(1)
+        return (power.nanmedian(dim=1).values / (2 * np.log(2))).sqrt()
 
     def output(self, images: np.ndarray, y: torch.Tensor) -> np.ndarray:
         """The root sum of squares of the data-consistent coil images, as fastMRI makes its

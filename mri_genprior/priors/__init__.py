@@ -19,9 +19,11 @@ from torch import nn
 
 from .. import MriGenpriorError
 from ..io import atomic_path
+from .denoiser import ScoreUNet
 from .networks import DCGANGenerator, DeepDecoder, ExpansiveReLU, SkipNet, VAE
 
-REGISTRY = {"dcgan": DCGANGenerator, "vae": VAE, "deep-decoder": DeepDecoder, "relu": ExpansiveReLU, "dip": SkipNet}
+REGISTRY = {"dcgan": DCGANGenerator, "vae": VAE, "deep-decoder": DeepDecoder, "relu": ExpansiveReLU, "dip": SkipNet,
+            "score-unet": ScoreUNet}
 
 
 def build(config: dict) -> nn.Module:

@@ -6,7 +6,8 @@ step, so the training loop (:mod:`.train`) has no branch per model. The interfac
 * ``generator``: the network saved as the solver checkpoint (``generator.pt``);
 * ``modules`` / ``optimizers``: named state for checkpoints and exact resume;
 * ``step(real, rng) -> {loss name: value}``: one optimisation step on a batch of real
-  images ``(N, C, size, size)``, with all randomness drawn from the CPU ``rng``.
+  images ``(N, C, size, size)``, with all randomness drawn from the CPU ``rng``;
+* ``samples(rng) -> (16, C, size, size)``: draws for the training sample grids.
 
 Objectives
 ----------
@@ -17,6 +18,10 @@ Objectives
 * ``vae``: the negative ELBO ``‖x − D(z)‖² / (2σ²) + (d/2) log 2πσ² + KL(q(z|x) ‖ N(0, I))``
   per image (Kingma & Welling, ICLR 2014), with a Gaussian decoder of fixed
   ``vae_sigma`` (in normalised image units).
+* ``score``: EDM's weighted denoising loss (Karras et al., NeurIPS 2022) for the
+  noise-conditional U-Net of :mod:`.denoiser` (the score prior of the posterior
+  samplers). Needs the complex target. Each batch is augmented by a random global phase
+  ``e^{iφ}`` and random flips, symmetries of complex MR images.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import build, distributed
+from .denoiser import P_MEAN, P_STD, ScoreUNet, complex_denoiser, edm_loss, karras_sigmas, sample
 from .networks import Discriminator
 
 BETAS = (0.5, 0.999)
@@ -66,6 +72,11 @@ class GAN:
         self.optimizers["generator"].step()
         return {"d_loss": d_loss.item(), "g_loss": g_loss.item()}
 
+    def samples(self, rng: torch.Generator) -> torch.Tensor:
+        """G(z) for 16 latent codes drawn from ``rng``."""
+        with torch.no_grad():
+            return self.generator(torch.randn((16, self.latent_dim), generator=rng).to(self.device))
+
 
 class _ELBO(nn.Module):
     """Negative ELBO terms of a VAE for a batch, as one module (one DDP forward)."""
@@ -102,5 +113,43 @@ class VAE:
         self.optimizers["generator"].step()
         return {"neg_elbo": (nll + kl).item(), "nll": nll.item(), "kl": kl.item()}
 
+    samples = GAN.samples
 
-TRAINABLE = {"dcgan": GAN, "vae": VAE}
+
+class Score:
+    """Noise-conditional denoiser ``D(x; σ)`` (EDM), the prior of the posterior samplers."""
+
+    target = "complex"  # the training target it needs
+
+    def __init__(self, config, channels: int, ctx: distributed.Context):
+        self.device, self.size = ctx.device, config.image_size
+        self.generator = ScoreUNet(channels, config.width, config.levels, config.sigma_data).to(ctx.device)
+        self.modules = {"generator": self.generator}
+        self.net = distributed.wrap(self.generator, ctx)
+        self.optimizers = {"generator": torch.optim.Adam(self.generator.parameters(), config.lr)}
+
+    def step(self, real: torch.Tensor, rng: torch.Generator) -> dict:
+        n = real.shape[0]
+        phase = torch.rand(n, generator=rng) * 2 * math.pi
+        flips = torch.rand(n, 2, generator=rng) < 0.5
+        x = torch.complex(real[:, 0], real[:, 1]) * torch.polar(torch.ones(n), phase)[:, None, None].to(self.device)
+        x = torch.where(flips[:, 0, None, None].to(self.device), x.flip(-1), x)
+        x = torch.where(flips[:, 1, None, None].to(self.device), x.flip(-2), x)
+        x = torch.stack([x.real, x.imag], dim=1)
+        sigma = (torch.randn(n, generator=rng) * P_STD + P_MEAN).exp().to(self.device)
+        noise = torch.randn(x.shape, generator=rng).to(self.device)
+        loss = edm_loss(self.net, x, sigma, noise, self.generator.sigma_data)
+        self.optimizers["generator"].zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizers["generator"].step()
+        return {"edm_loss": loss.item()}
+
+    def samples(self, rng: torch.Generator) -> torch.Tensor:
+        """16 unconditional ancestral samples (40 noise levels from σ = 20)."""
+        with torch.no_grad():
+            x = sample(complex_denoiser(self.generator), (16, self.size, self.size), karras_sigmas(40, 20.0, 0.002),
+                       rng, self.device)
+        return torch.stack([x.real, x.imag], dim=1)
+
+
+TRAINABLE = {"dcgan": GAN, "vae": VAE, "score": Score}

@@ -66,6 +66,8 @@ class TrainConfig:
     batch_size: int = _option(32, "images per step per process")
     lr: float = _option(2e-4, "Adam learning rate")
     vae_sigma: float = _option(0.05, "VAE decoder noise std in normalised units")
+    levels: int = _option(3, "score model: U-Net resolutions")
+    sigma_data: float = _option(0.5, "score model: σ_d of the EDM preconditioning")
     seed: int = _option(0, "seed of weights, data order and noise")
     acquisitions: List[str] = _option([], "train only on files with this acquisition attribute (repeatable), "
                                           "e.g. CORPD_FBK, AXT2", flag="--acquisition")
@@ -80,6 +82,12 @@ PRESETS: Dict[str, dict] = {
     # tests and the demo: 64×64 images, a few hundred CPU steps
     "small": dict(image_size=64, latent_dim=32, width=16, steps=300, batch_size=16, sample_every=100,
                   checkpoint_every=100),
+    # score prior, 64×64 complex images: ~20 minutes on 2 CPU cores (docs/score.md)
+    "score-small": dict(model="score", target="complex", image_size=64, width=32, levels=3, steps=3000,
+                        batch_size=16, lr=5e-4),
+    # score prior for fastMRI slices on a GPU: 320×320 crops (memory in docs/score.md)
+    "score": dict(model="score", target="complex", image_size=320, width=64, levels=4, steps=200000,
+                  batch_size=8, lr=2e-4, sample_every=5000, checkpoint_every=5000),
 }
 
 # Settings that may differ when a run is resumed (everything else must match).
@@ -147,15 +155,13 @@ class Trainer:
         save_checkpoint(self.run_dir / "generator.pt", self.generator, "p99", metadata)
 
     def write_samples(self) -> Path:
-        """A 4×4 grid of magnitudes of G(z) for fixed-seed z, as ``samples/step_NNNNNN.png``."""
+        """A 4×4 grid of magnitudes of the model's fixed-seed draws, as ``samples/step_NNNNNN.png``."""
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        z = torch.randn((16, self.config.latent_dim), generator=torch.Generator().manual_seed(self.config.seed))
-        with torch.no_grad():
-            out = self.generator(z.to(self.ctx.device)).cpu()
+        out = self.model.samples(torch.Generator().manual_seed(self.config.seed)).cpu()
         mag = out.pow(2).sum(1).sqrt().numpy()
         s = mag.shape[-1]
         grid = mag.reshape(4, 4, s, s).transpose(0, 2, 1, 3).reshape(4 * s, 4 * s)
@@ -254,6 +260,9 @@ def _prepare_run(config: TrainConfig, data: Sequence[Path], run_dir: Path, resum
         return
     if (run_dir / "state.pt").exists():
         raise MriGenpriorError(f"{run_dir} already holds a training run; use --resume or another directory")
+    needs = getattr(TRAINABLE.get(config.model), "target", config.target)
+    if config.target != needs:
+        raise MriGenpriorError(f"the {config.model} model needs {needs} images: use --target {needs}")
     if not data:
         raise MriGenpriorError("no training data: pass --data DIR_OR_FILE ...")
     images, sources = training_images(data, config.target, config.image_size, config.acquisitions,

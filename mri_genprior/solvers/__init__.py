@@ -13,6 +13,7 @@ from typing import Dict, Type
 from .. import MriGenpriorError
 from .base import Method, Result
 from .classical import SigpyRecon, ZeroFilled
+from .posterior import PosteriorSampling
 from .trained import TrainedPrior
 from .untrained import UntrainedPrior
 
@@ -62,6 +63,11 @@ register("convdecoder", UntrainedPrior, "untrained 3×3 decoder (Darestani & Hec
          channels=32, kernel_size=3)
 register("dip", UntrainedPrior, "untrained encoder-decoder from noise (Ulyanov et al., CVPR 2018)",
          network="dip", channels=32, layers=3, kernel_size=3, lr=0.01)
+register("dds", PosteriorSampling, "score prior, Tweedie + CG data consistency (Chung et al., ICLR 2024)")
+register("dps", PosteriorSampling, "score prior, diffusion posterior sampling (Chung et al., ICLR 2023)",
+         sampler="dps", levels=100)
+register("langevin", PosteriorSampling, "score prior, annealed Langevin (Jalal et al., NeurIPS 2021)",
+         sampler="langevin", levels=100)
 
 
 def _convert(default, value):

@@ -25,6 +25,8 @@ from typing import ClassVar, List, Optional
 
 import numpy as np
 
+from .. import MriGenpriorError
+
 
 @dataclasses.dataclass
 class Result:
@@ -62,3 +64,13 @@ class Method:
 
     def reconstruct(self, y, physics) -> Result:
         raise NotImplementedError
+
+
+def number_or_auto(name: str, value) -> "float | str":
+    """A hyper-parameter that is a number or ``"auto"`` (chosen from the data)."""
+    if value == "auto":
+        return value
+    try:
+        return float(value)
+    except ValueError:
+        raise MriGenpriorError(f"parameter {name}: expected a number or 'auto', got {value!r}") from None

@@ -27,7 +27,7 @@ import torch
 
 from .. import MriGenpriorError
 from ..physics.operators import array_to_tensor, tensor_to_array
-from .base import Method, Result
+from .base import Method, Result, number_or_auto
 
 
 @dataclasses.dataclass
@@ -126,11 +126,7 @@ class SigpyRecon(Method):
     def __post_init__(self):
         if self.regularizer not in REGULARIZERS:
             raise MriGenpriorError(f"has no regularizer {self.regularizer!r}; choose from {', '.join(REGULARIZERS)}")
-        if self.lamda != "auto":
-            try:
-                self.lamda = float(self.lamda)
-            except ValueError:
-                raise MriGenpriorError(f"parameter lamda: expected a number or 'auto', got {self.lamda!r}") from None
+        self.lamda = number_or_auto("lamda", self.lamda)
         if self.folds < 2:
             raise MriGenpriorError(f"parameter folds: cross-validation needs at least 2, got {self.folds}")
 

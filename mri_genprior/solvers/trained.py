@@ -62,6 +62,8 @@ class TrainedPrior(Method):
 
     def reconstruct(self, y, physics) -> Result:
         network, config = cached_prior(str(self.prior), str(physics.device))
+        if config.get("architecture") == "score-unet":
+            raise MriGenpriorError(f"{self.prior} is a score prior: use it with the dds, dps or langevin methods")
         rng = torch.Generator().manual_seed(self.seed)
         penalties = [LatentNorm(self.lamda_z)]
         if self.lamda_nu > 0:

@@ -1,0 +1,130 @@
+"""Posterior samplers for ``y = A x + n`` with a score (denoiser) prior.
+
+Every sampler takes
+
+* ``denoise(x, σ)``: the prior's denoiser on complex ``(N, H, W)`` images at noise std σ
+  per real component (:func:`mri_genprior.priors.denoiser.complex_denoiser`), so the
+  prior score is ``(D(x; σ) − x) / σ²`` (Tweedie);
+* ``op``: any :class:`~mri_genprior.physics.operators.Operator` (forward and adjoint on
+  batches of N), e.g. SENSE or a SigPy ``Linop`` bridge;
+* ``y``: ``(N, *op.oshape)`` measurements with complex Gaussian noise of std ``gamma``
+  ``(N,)`` per real component;
+* ``sigmas``: decreasing noise levels (:func:`~mri_genprior.priors.denoiser.karras_sigmas`);
+* ``rng``: a CPU ``torch.Generator``; every draw comes from it, so a seed fixes the samples.
+
+and returns N samples ``(N, H, W)``. N is slices × posterior samples: one batched call.
+
+Samplers
+--------
+``langevin``  Annealed Langevin dynamics (Song & Ermon 2019) with the likelihood gradient
+    ``Aᴴ(y − A x) / (γ² + σ_i²)`` (Jalal et al., NeurIPS 2021). ``steps_per_level``
+    steps at each level with step ``α_i = step / (1/σ_i² + ‖A‖² / (γ² + σ_i²))``, the
+    inverse of the curvature bound of the annealed log-posterior. NFE = levels × steps.
+``dps``       Diffusion posterior sampling (Chung et al., ICLR 2023): the ancestral (DDPM)
+    step of the prior (:func:`~mri_genprior.priors.denoiser.ddim_step`, η = 1), then ``x −= ζ ∇ₓ‖y − A x̂₀(x)‖²/‖y − A x̂₀‖``
+    through the network (a backward pass per level). NFE = levels.
+``dds``       Decomposed diffusion sampling (Chung, Lee & Ye, ICLR 2024) / DiffPIR (Zhu
+    et al., CVPR 2023): the Tweedie estimate ``x̂₀`` is made data-consistent by
+    ``cg_steps`` conjugate-gradient steps on ``(AᴴA + μ_i I) x = Aᴴy + μ_i x̂₀`` with
+    ``μ_i = γ² / r_i²``, ``r_i² = σ_i² σ_d² / (σ_i² + σ_d²)`` (the Gaussian posterior of x₀
+    given x and y when x₀ | x has the variance r_i² of a prior of std σ_d), then the DDIM step from that posterior estimate (its noise estimate
+    ``ε̂ = (x − x̂₀)/σ_i`` included; :func:`~mri_genprior.priors.denoiser.ddim_step`, η = 1
+    the ancestral step). No backward pass; NFE = levels.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import torch
+
+from ..physics.operators import Operator, complex_randn
+from ..priors.denoiser import ddim_step
+
+Denoiser = Callable[[torch.Tensor, float], torch.Tensor]
+
+
+def _norms(t: torch.Tensor) -> torch.Tensor:
+    """Per-sample 2-norm ``(N,)`` of a batch."""
+    return t.abs().pow(2).flatten(1).sum(1).sqrt()
+
+
+def _col(v: torch.Tensor) -> torch.Tensor:
+    return v[:, None, None]
+
+
+def operator_norm_sq(op: Operator, shape: Sequence[int], rng: torch.Generator, device, iterations: int = 20) -> float:
+    """``‖A‖²`` (largest eigenvalue of AᴴA over the batch) by power iteration."""
+    x = complex_randn(shape, rng, device)
+    value = 1.0
+    for _ in range(iterations):
+        x = op.adjoint(op.forward(x))
+        value = float(_norms(x).max())
+        x = x / _col(_norms(x).clamp_min(1e-30))
+    return value
+
+
+def batched_cg(normal: Callable[[torch.Tensor], torch.Tensor], b: torch.Tensor, x: torch.Tensor,
+               steps: int) -> torch.Tensor:
+    """``steps`` conjugate-gradient iterations for ``normal(x) = b`` from ``x``, each sample of the batch its own system."""
+    r = b - normal(x)
+    p, rs = r, _norms(r) ** 2
+    for _ in range(steps):
+        q = normal(p)
+        alpha = rs / (p.conj() * q).real.flatten(1).sum(1).clamp_min(1e-30)
+        x, r = x + _col(alpha) * p, r - _col(alpha) * q
+        rs_new = _norms(r) ** 2
+        p, rs = r + _col(rs_new / rs.clamp_min(1e-30)) * p, rs_new
+    return x
+
+
+def langevin(denoise: Denoiser, op: Operator, y: torch.Tensor, sigmas: Sequence[float], gamma: torch.Tensor,
+             rng: torch.Generator, steps_per_level: int = 3, step: float = 0.5) -> torch.Tensor:
+    """Annealed Langevin posterior samples (see the module docstring)."""
+    shape = (y.shape[0],) + tuple(op.ishape)
+    lipschitz = operator_norm_sq(op, shape, rng, y.device)
+    x = sigmas[0] * complex_randn(shape, rng, y.device)
+    g2 = _col(gamma.to(y.device) ** 2)
+    for sigma in sigmas:
+        alpha = step / (1 / sigma ** 2 + lipschitz / (g2 + sigma ** 2))
+        for _ in range(steps_per_level):
+            grad = (denoise(x, sigma) - x) / sigma ** 2 + op.adjoint(y - op.forward(x)) / (g2 + sigma ** 2)
+            x = x + alpha * grad + (2 * alpha).sqrt() * complex_randn(shape, rng, y.device)
+    return x
+
+
+def dps(denoise: Denoiser, op: Operator, y: torch.Tensor, sigmas: Sequence[float], rng: torch.Generator,
+        zeta: float = 1.0) -> torch.Tensor:
+    """Diffusion posterior sampling (see the module docstring)."""
+    shape = (y.shape[0],) + tuple(op.ishape)
+    x = sigmas[0] * complex_randn(shape, rng, y.device)
+    for i, sigma in enumerate(sigmas):
+        x = x.detach().requires_grad_(True)
+        with torch.enable_grad():
+            x0 = denoise(x, sigma)
+            residual = _norms(y - op.forward(x0))
+            grad, = torch.autograd.grad((residual ** 2).sum(), x)
+        x0 = x0.detach()
+        if i == len(sigmas) - 1:
+            return x0
+        x = ddim_step(x.detach(), x0, sigma, sigmas[i + 1], 1.0, rng) - zeta * grad / _col(residual.detach().clamp_min(1e-30))
+    return x.detach()
+
+
+def dds(denoise: Denoiser, op: Operator, y: torch.Tensor, sigmas: Sequence[float], gamma: torch.Tensor,
+        rng: torch.Generator, cg_steps: int = 5, eta: float = 1.0, sigma_data: float = 0.5) -> torch.Tensor:
+    """Decomposed diffusion sampling with exact data consistency by CG (see the module docstring)."""
+    shape = (y.shape[0],) + tuple(op.ishape)
+    x = sigmas[0] * complex_randn(shape, rng, y.device)
+    g2, aty = _col(gamma.to(y.device) ** 2), op.adjoint(y)
+    for i, sigma in enumerate(sigmas):
+        denoised = denoise(x, sigma)
+        mu = g2 * (1 / sigma ** 2 + 1 / sigma_data ** 2)
+        x0 = batched_cg(lambda v: op.adjoint(op.forward(v)) + mu * v, aty + mu * denoised, denoised, cg_steps)
+        if i == len(sigmas) - 1:
+            return x0
+        x = ddim_step(x, x0, sigma, sigmas[i + 1], eta, rng)
+    return x
+
+
+SAMPLERS = {"langevin": langevin, "dps": dps, "dds": dds}
