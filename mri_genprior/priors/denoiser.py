@@ -15,7 +15,7 @@ trained with ``E_σ,n [λ(σ) ‖D(x + σ n; σ) − x‖²]``, ``ln σ ~ N(−1
 ``F`` is a small U-Net (``levels`` resolutions, one residual block each, group
 normalisation, SiLU, the noise embedding added in every block). It is fully
 convolutional: any ``(h, w)`` works (inputs are zero-padded to a multiple of
-``2^levels`` and cropped back), so a prior trained on 64² crops runs on a whole scan.
+``2^(levels−1)`` and cropped back), so a prior trained on 64² crops runs on a whole scan.
 Images are on the solvers' scale (k-space divided by
 :func:`~mri_genprior.physics.scale_factor`, magnitudes of order 1).
 """

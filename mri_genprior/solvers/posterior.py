@@ -82,10 +82,10 @@ class PosteriorSampling(Method):
         b, k = y.shape[0], self.samples
         gamma = (physics.noise_std(y) if self.noise == "auto"
                  else torch.full((b,), self.noise, device=y.device))
-        index = torch.arange(b).repeat_interleave(k)
-        replicas, y_k = physics.select(index.tolist()), y[index.to(y.device)]
+        index = torch.arange(b, device=y.device).repeat_interleave(k)
+        replicas, y_k = physics.select(index.tolist()), y[index]
         sigmas = karras_sigmas(self.levels, self.sigma_max, self.sigma_min)
-        noise_args = () if self.sampler == "dps" else (gamma[index.to(y.device)],)
+        noise_args = () if self.sampler == "dps" else (gamma[index],)
         rng = torch.Generator().manual_seed(self.seed)
         with torch.no_grad():
             draws = SAMPLERS[self.sampler](denoise, replicas, y_k, sigmas, *noise_args, rng, **self._options())

@@ -97,18 +97,21 @@ def dps(denoise: Denoiser, op: Operator, y: torch.Tensor, sigmas: Sequence[float
         zeta: float = 1.0) -> torch.Tensor:
     """Diffusion posterior sampling (see the module docstring)."""
     shape = (y.shape[0],) + tuple(op.ishape)
-    x = sigmas[0] * complex_randn(shape, rng, y.device)
-    for i, sigma in enumerate(sigmas):
+
+    def tweedie(x, sigma):
+        """``x̂₀ = D(x; σ)``, ``‖y − A x̂₀‖`` per sample and the gradient of its square in ``x``."""
         x = x.detach().requires_grad_(True)
         with torch.enable_grad():
             x0 = denoise(x, sigma)
             residual = _norms(y - op.forward(x0))
             grad, = torch.autograd.grad((residual ** 2).sum(), x)
-        x0 = x0.detach()
-        if i == len(sigmas) - 1:
-            return x0
-        x = ddim_step(x.detach(), x0, sigma, sigmas[i + 1], 1.0, rng) - zeta * grad / _col(residual.detach().clamp_min(1e-30))
-    return x.detach()
+        return x0.detach(), residual.detach(), grad
+
+    x = sigmas[0] * complex_randn(shape, rng, y.device)
+    for sigma, sigma_next in zip(sigmas, sigmas[1:]):
+        x0, residual, grad = tweedie(x, sigma)
+        x = ddim_step(x.detach(), x0, sigma, sigma_next, 1.0, rng) - zeta * grad / _col(residual.clamp_min(1e-30))
+    return tweedie(x, sigmas[-1])[0]
 
 
 def dds(denoise: Denoiser, op: Operator, y: torch.Tensor, sigmas: Sequence[float], gamma: torch.Tensor,
@@ -117,14 +120,16 @@ def dds(denoise: Denoiser, op: Operator, y: torch.Tensor, sigmas: Sequence[float
     shape = (y.shape[0],) + tuple(op.ishape)
     x = sigmas[0] * complex_randn(shape, rng, y.device)
     g2, aty = _col(gamma.to(y.device) ** 2), op.adjoint(y)
-    for i, sigma in enumerate(sigmas):
+
+    def consistent(x, sigma):
+        """The Tweedie estimate ``D(x; σ)`` after ``cg_steps`` CG steps toward the data."""
         denoised = denoise(x, sigma)
         mu = g2 * (1 / sigma ** 2 + 1 / sigma_data ** 2)
-        x0 = batched_cg(lambda v: op.adjoint(op.forward(v)) + mu * v, aty + mu * denoised, denoised, cg_steps)
-        if i == len(sigmas) - 1:
-            return x0
-        x = ddim_step(x, x0, sigma, sigmas[i + 1], eta, rng)
-    return x
+        return batched_cg(lambda v: op.adjoint(op.forward(v)) + mu * v, aty + mu * denoised, denoised, cg_steps)
+
+    for sigma, sigma_next in zip(sigmas, sigmas[1:]):
+        x = ddim_step(x, consistent(x, sigma), sigma, sigma_next, eta, rng)
+    return consistent(x, sigmas[-1])
 
 
 SAMPLERS = {"langevin": langevin, "dps": dps, "dds": dds}
