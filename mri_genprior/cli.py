@@ -46,7 +46,8 @@ def add_mask_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--center-fraction", type=float, default=0.08,
                        help="fraction of fully sampled centre lines (default: 0.08)")
     group.add_argument("--mask-seed", type=int, default=None,
-                       help="mask seed (default: fastMRI's per-file seed from the file name)")
+                       help="mask seed (default: fastMRI's per-file seed from the file name; <stem>.h5 for "
+                            "other input formats)")
 
 
 def add_maps_argument(parser: argparse.ArgumentParser) -> None:
@@ -69,12 +70,15 @@ def cmd_reconstruct(args) -> int:
     params = dict(args.param or [])
     if args.prior:
         params["prior"] = args.prior
-    files = input_files(args.inputs)
+    from .readers import input_paths
+    from .writers import output_path
+
+    files = input_paths(args.inputs)
     out_dir = _ensure_writable_dir(args.output)
-    job = Job(args.method, params, _mask_spec(args), args.device, args.batch_size, maps=args.maps)
+    job = Job(args.method, params, _mask_spec(args), args.device, args.batch_size, maps=args.maps, fmt=args.format)
     report = reconstruct_all(files, out_dir, job, args.workers, args.scheduler, args.overwrite, not args.quiet)
     for path in report.skipped:
-        print(f"skip {path.name}: {out_dir / path.name} exists (use --overwrite)")
+        print(f"skip {path.name}: {output_path(args.format, out_dir, path)} exists (use --overwrite)")
     for path in report.written:
         print(f"wrote {path}")
     for name, error in report.failed:
@@ -189,6 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .priors.models import TRAINABLE
     from .priors.train import PRESETS, TrainConfig
     from .solvers import METHODS, describe
+    from .writers import FORMATS
 
     with_prior = ", ".join(name for name, entry in METHODS.items() if entry.takes_prior)
 
@@ -197,11 +202,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("reconstruct", help="reconstruct fastMRI files into submission files",
+    p = sub.add_parser("reconstruct", help="reconstruct k-space files (fastMRI, ISMRMRD, BART, .npy) into "
+                                           "submission files, NIfTI or PNG previews",
                        formatter_class=argparse.RawDescriptionHelpFormatter,
                        epilog="method parameters (-p KEY=VALUE):\n  " + "\n  ".join(describe(m) for m in METHODS))
-    p.add_argument("inputs", nargs="+", type=Path, help="fastMRI .h5 files or directories of them")
+    p.add_argument("inputs", nargs="+", type=Path,
+                   help="k-space files (fastMRI or ISMRMRD .h5, BART .cfl/.hdr, .npy; format detected from the "
+                        "content) or directories of them")
     p.add_argument("-o", "--output", type=Path, required=True, help="output directory")
+    p.add_argument("--format", default="h5", choices=FORMATS,
+                   help="h5: fastMRI submission file (default); nifti: NIfTI-1 .nii.gz with a JSON sidecar; "
+                        "png: per-slice previews and a contact sheet")
     p.add_argument("--method", default="l1-wavelet", choices=list(METHODS), help="default: l1-wavelet")
     p.add_argument("--prior", help=f"generator checkpoint for {with_prior}")
     p.add_argument("-p", "--param", action="append", type=_key_value, metavar="KEY=VALUE",

@@ -1,4 +1,6 @@
-"""Wrap raw k-space arrays (e.g. ``.npy`` files) into fastMRI-format HDF5 files."""
+"""Write k-space arrays (e.g. ``.npy`` files) as fastMRI-format HDF5 files, for example to
+make a scored reference from fully sampled data. (``reconstruct`` also reads ``.npy``
+directly, through the same array reader: :mod:`mri_genprior.readers.arrays`.)"""
 
 from __future__ import annotations
 
@@ -10,17 +12,7 @@ import numpy as np
 from . import MriGenpriorError
 from .io import make_header_xml, write_kspace_file
 from .physics import ifft2c_np, rss
-
-
-def sampling_mask(kspace: np.ndarray) -> np.ndarray:
-    """The sampling pattern of zero-filled k-space ``(slices, coils, H, W)``.
-
-    A location is sampled where any coil of any slice is non-zero. Returns ``(W,)``
-    if every readout line is either fully sampled or empty, else ``(H, W)``.
-    """
-    sampled = np.any(kspace != 0, axis=(0, 1))
-    rows_agree = np.all(sampled == sampled[:1], axis=0)
-    return sampled[0].astype(np.float32) if rows_agree.all() else sampled.astype(np.float32)
+from .readers.arrays import sampling_mask, volume_array
 
 
 def wrap_kspace(kspace: np.ndarray, out: os.PathLike | str, attrs: dict | None = None,
@@ -29,31 +21,27 @@ def wrap_kspace(kspace: np.ndarray, out: os.PathLike | str, attrs: dict | None =
 
     The centred-FFT convention of fastMRI is assumed. Zero entries are taken as not
     sampled: if any are present the file gets a ``mask`` (1-D or 2-D, see
-    :func:`sampling_mask`) and is treated as prospectively undersampled. There is no
-    readout oversampling (recon size = k-space size).
+    :func:`~mri_genprior.readers.arrays.sampling_mask`) and is treated as prospectively
+    undersampled. There is no readout oversampling (recon size = k-space size).
 
     With ``reference=True`` (fully sampled k-space only) the k-space is divided by the
     maximum of its RSS image and that RSS image is stored as ``reconstruction_rss``, as
     fastMRI makes its references: the file can then be undersampled retrospectively and
     scored.
     """
-    kspace = np.asarray(kspace)
-    if kspace.ndim == 3:
-        kspace = kspace[None]
-    if kspace.ndim != 4 or not np.iscomplexobj(kspace):
-        raise MriGenpriorError(f"expected complex (coils, H, W) or (slices, coils, H, W), got {kspace.dtype} "
-                               f"{kspace.shape}")
+    kspace = np.asarray(volume_array(kspace))
+    if kspace.ndim != 4:
+        raise MriGenpriorError(f"expected multi-coil k-space, got shape {kspace.shape}")
     if not np.all(np.isfinite(kspace)):
         raise MriGenpriorError("k-space contains NaN or Inf values")
     mask = sampling_mask(kspace)
     target = None
     if reference:
-        if not mask.all():
+        if mask is not None:
             raise MriGenpriorError("a reference needs fully sampled k-space, but some samples are zero")
         image = rss(ifft2c_np(kspace), axis=1)
         kspace = kspace / image.max()
         target = image / image.max()
     h, w = kspace.shape[-2:]
     header = make_header_xml((h, w, 1), (h, w, 1), pe_center=w // 2, pe_max=w - 1)
-    return write_kspace_file(out, kspace, header, dict(attrs or {}), mask=None if mask.all() else mask,
-                             target=target)
+    return write_kspace_file(out, kspace, header, dict(attrs or {}), mask=mask, target=target)

@@ -13,6 +13,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import shutil
 import tempfile
 import xml.etree.ElementTree as etree
 from pathlib import Path
@@ -37,11 +38,20 @@ class Header:
     recon : (x, y, z) reconstructed matrix (the output image is ``recon[:2]``).
     padding : (left, right) phase-encode columns that hold acquired data; columns
         outside ``[left, right)`` are zero padding and are never sampled.
+    fov_mm : (x, y, z) reconSpace field of view in mm, or None if the header has none.
     """
 
     encoded: Tuple[int, int, int]
     recon: Tuple[int, int, int]
     padding: Tuple[int, int]
+    fov_mm: Optional[Tuple[float, float, float]] = None
+
+    @property
+    def voxel_size_mm(self) -> Optional[Tuple[float, float, float]]:
+        """(x, y, z) voxel size of the output image in mm (z: the slice thickness), or None."""
+        if self.fov_mm is None:
+            return None
+        return tuple(f / n for f, n in zip(self.fov_mm, self.recon))
 
     @classmethod
     def from_kspace_shape(cls, shape: Sequence[int]) -> "Header":
@@ -52,24 +62,30 @@ class Header:
 
 @dataclasses.dataclass
 class Volume:
-    """A lazily read fastMRI volume. Use :func:`open_volume` to get one.
+    """A lazily read k-space volume. :func:`open_volume` opens fastMRI files;
+    :func:`mri_genprior.readers.open_input` opens every supported format.
 
     Attributes
     ----------
-    path : the file.
-    kspace : h5py dataset, ``(slices, coils, H, W)`` or ``(slices, H, W)`` complex.
-    mask : ``(W,)`` or ``(H, W)`` float32 sampling mask stored in the file, or None.
-    target : h5py dataset ``(slices, rh, rw)`` of the reference image, or None.
-    header : sizes and padding.
+    path : the file (for arrays in memory, their name: it seeds the per-file mask).
+    kspace : array-like indexed by slice (an h5py dataset, a NumPy array or memmap, or a
+        reader's lazy view), ``(slices, coils, H, W)`` or ``(slices, H, W)`` complex.
+    mask : ``(W,)`` or ``(H, W)`` float32 sampling mask of prospectively undersampled
+        data, or None for fully sampled data.
+    target : ``(slices, rh, rw)`` reference image (h5py dataset), or None.
+    header : sizes, padding and field of view.
     attrs : the file's root attributes.
+    source : provenance of the input: ``{"format": ...}`` plus what the reader flagged
+        (for example partial Fourier).
     """
 
     path: Path
-    kspace: h5py.Dataset
+    kspace: object
     mask: Optional[np.ndarray]
     target: Optional[h5py.Dataset]
     header: Header
     attrs: dict
+    source: dict = dataclasses.field(default_factory=lambda: {"format": "fastmri"})
 
     @property
     def num_slices(self) -> int:
@@ -93,7 +109,7 @@ class Volume:
             If the slice holds NaN or Inf values, or cannot be read.
         """
         try:
-            data = np.asarray(self.kspace[index], dtype=np.complex64)
+            data = np.ascontiguousarray(self.kspace[index], dtype=np.complex64)
         except (OSError, KeyError, ValueError) as err:
             raise MriGenpriorError(f"{self.path}: cannot read kspace slice {index}: {err}") from err
         if not np.all(np.isfinite(data)):
@@ -106,57 +122,72 @@ class Volume:
 
 
 def parse_header(xml: bytes | str) -> Header:
-    """Parse encoded/recon sizes and phase-encode padding from an ISMRMRD header.
+    """Parse encoded/recon sizes, phase-encode padding and the reconSpace field of view
+    from an ISMRMRD header (the first encoding).
 
-    Follows ``fastmri.data.mri_data.SliceDataset._retrieve_metadata``.
+    Follows ``fastmri.data.mri_data.SliceDataset._retrieve_metadata``; without
+    ``kspace_encoding_step_1`` limits every phase-encode column counts as acquired.
     """
     try:
         root = etree.fromstring(xml)
         ns = {"m": ISMRMRD_NS}
 
-        def size(space: str) -> Tuple[int, int, int]:
-            return tuple(
-                int(root.find(f"m:encoding/m:{space}/m:matrixSize/m:{ax}", ns).text) for ax in "xyz"
-            )
+        def values(path: str, cast) -> Optional[tuple]:
+            found = [root.find(f"m:encoding/{path}/m:{ax}", ns) for ax in "xyz"]
+            return None if any(f is None for f in found) else tuple(cast(f.text) for f in found)
 
-        limits = "m:encoding/m:encodingLimits/m:kspace_encoding_step_1"
-        center = int(root.find(f"{limits}/m:center", ns).text)
-        maximum = int(root.find(f"{limits}/m:maximum", ns).text) + 1
-        encoded, recon = size("encodedSpace"), size("reconSpace")
+        encoded = values("m:encodedSpace/m:matrixSize", int)
+        recon = values("m:reconSpace/m:matrixSize", int)
+        if encoded is None or recon is None:
+            raise ValueError("no encodedSpace/reconSpace matrixSize")
+        fov = values("m:reconSpace/m:fieldOfView_mm", float)
+        limits = root.find("m:encoding/m:encodingLimits/m:kspace_encoding_step_1", ns)
+        if limits is None:
+            center, maximum = encoded[1] // 2, encoded[1]
+        else:
+            center = int(limits.find("m:center", ns).text)
+            maximum = int(limits.find("m:maximum", ns).text) + 1
     except (etree.ParseError, AttributeError, TypeError, ValueError) as err:
         raise MriGenpriorError(f"malformed ismrmrd_header: {err}") from err
     left = encoded[1] // 2 - center
-    return Header(encoded, recon, (left, left + maximum))
+    fov = fov if fov is not None and all(f > 0 for f in fov) else None
+    return Header(encoded, recon, (left, left + maximum), fov)
 
 
-def make_header_xml(encoded: Sequence[int], recon: Sequence[int], pe_center: int, pe_max: int) -> str:
-    """Build a minimal but valid ISMRMRD header with the fields fastMRI reads.
+def make_header_xml(encoded: Sequence[int], recon: Sequence[int], pe_center: int, pe_max: int,
+                    fov_mm: Optional[Sequence[float]] = None, slices: int = 1, pe_min: int = 0) -> str:
+    """An ISMRMRD header (made with the ``ismrmrd`` package) with the fields fastMRI reads.
 
     Parameters
     ----------
     encoded, recon : (x, y, z) matrix sizes.
-    pe_center, pe_max : ``kspace_encoding_step_1`` centre and maximum (inclusive).
+    pe_center, pe_max, pe_min : ``kspace_encoding_step_1`` centre, maximum and minimum
+        (inclusive).
+    fov_mm : (x, y, z) reconSpace field of view; default 1 mm in-plane voxels and 1 mm
+        slices. The encodedSpace field of view keeps the reconSpace voxel size.
+    slices : the ``slice`` encoding limit (maximum = slices − 1).
     """
+    from ismrmrd import xsd
 
-    def matrix(name: str, s: Sequence[int]) -> str:
-        return (
-            f"<{name}><matrixSize><x>{s[0]}</x><y>{s[1]}</y><z>{s[2]}</z></matrixSize>"
-            f"<fieldOfView_mm><x>{2.0 * s[0]:.1f}</x><y>{2.0 * s[1]:.1f}</y><z>1.0</z>"
-            f"</fieldOfView_mm></{name}>"
-        )
+    fov = tuple(float(f) for f in (fov_mm or (recon[0], recon[1], 1.0)))
+    scale = (encoded[0] / recon[0], encoded[1] / recon[1], 1.0)
 
-    return (
-        '<?xml version="1.0" encoding="utf-8"?>'
-        f'<ismrmrdHeader xmlns="{ISMRMRD_NS}"><encoding>'
-        f"{matrix('encodedSpace', encoded)}{matrix('reconSpace', recon)}"
-        "<encodingLimits><kspace_encoding_step_1>"
-        f"<minimum>0</minimum><maximum>{pe_max}</maximum><center>{pe_center}</center>"
-        "</kspace_encoding_step_1></encodingLimits>"
-        "<trajectory>cartesian</trajectory></encoding></ismrmrdHeader>"
-    )
+    def space(size: Sequence[int], field: Sequence[float]):
+        return xsd.encodingSpaceType(matrixSize=xsd.matrixSizeType(x=size[0], y=size[1], z=size[2]),
+                                     fieldOfView_mm=xsd.fieldOfViewMm(x=field[0], y=field[1], z=field[2]))
+
+    encoding = xsd.encodingType(
+        encodedSpace=space(encoded, [f * s for f, s in zip(fov, scale)]), reconSpace=space(recon, fov),
+        encodingLimits=xsd.encodingLimitsType(
+            kspace_encoding_step_1=xsd.limitType(minimum=pe_min, maximum=pe_max, center=pe_center),
+            slice=xsd.limitType(minimum=0, maximum=slices - 1, center=0)),
+        trajectory=xsd.trajectoryType.CARTESIAN)
+    header = xsd.ismrmrdHeader(experimentalConditions=xsd.experimentalConditionsType(H1resonanceFrequency_Hz=63_500_000),
+                               encoding=[encoding])
+    return xsd.ToXML(header)
 
 
-def _validate_mask(mask: np.ndarray, shape: Tuple[int, int], path: Path) -> np.ndarray:
+def validate_mask(mask: np.ndarray, shape: Tuple[int, int], path: Path) -> np.ndarray:
     mask = np.asarray(mask, dtype=np.float32)
     if mask.ndim == 1 and mask.shape[0] == shape[1]:
         return mask
@@ -168,14 +199,20 @@ def _validate_mask(mask: np.ndarray, shape: Tuple[int, int], path: Path) -> np.n
     )
 
 
-def input_files(paths: Sequence[os.PathLike | str]) -> List[Path]:
-    """Expand files and directories (their ``*.h5``, sorted) into a list of files."""
+def check_header(header: Header, shape: Tuple[int, int], path: Path) -> None:
+    """Raise MriGenpriorError if the header's acquired phase-encode range does not fit the k-space ``(H, W)``."""
+    if header.padding[1] > shape[1] or header.padding[0] < 0:
+        raise MriGenpriorError(f"{path}: header padding {header.padding} exceeds kspace width {shape[1]}")
+
+
+def input_files(paths: Sequence[os.PathLike | str], suffixes: Sequence[str] = (".h5",)) -> List[Path]:
+    """Expand files and directories (their files ending in ``suffixes``, sorted) into a list of files."""
     files: List[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
-            found = sorted(p.glob("*.h5"))
+            found = sorted(f for f in p.iterdir() if f.suffix in suffixes and not f.name.startswith("."))
             if not found:
-                raise MriGenpriorError(f"{p}: directory holds no .h5 files")
+                raise MriGenpriorError(f"{p}: directory holds no {', '.join(suffixes)} files")
             files.extend(found)
         elif p.exists():
             files.append(p)
@@ -215,7 +252,7 @@ def open_volume(path: os.PathLike | str) -> Iterator[Volume]:
             raise MriGenpriorError(f"{path}: kspace has no slices")
         shape = tuple(kspace.shape[-2:])
         try:
-            mask = _validate_mask(handle["mask"][()], shape, path) if "mask" in handle else None
+            mask = validate_mask(handle["mask"][()], shape, path) if "mask" in handle else None
         except OSError as err:
             raise MriGenpriorError(f"{path}: cannot read mask ({err})") from err
         target = next((handle[k] for k in TARGET_KEYS if k in handle), None)
@@ -223,8 +260,7 @@ def open_volume(path: os.PathLike | str) -> Iterator[Volume]:
             header = parse_header(handle["ismrmrd_header"][()])
         else:
             header = Header.from_kspace_shape(shape)
-        if header.padding[1] > shape[1] or header.padding[0] < 0:
-            raise MriGenpriorError(f"{path}: header padding {header.padding} exceeds kspace width {shape[1]}")
+        check_header(header, shape, path)
         yield Volume(path, kspace, mask, target, header, dict(handle.attrs))
 
 
@@ -233,10 +269,14 @@ TMP_SUFFIX = ".tmp"
 
 def remove_stale_temporaries(final: os.PathLike | str) -> None:
     """Delete temporary files that :func:`atomic_path` left beside ``final`` when its
-    writer was killed (SIGKILL skips the clean-up). Only call when no writer is active."""
+    writer was killed (SIGKILL skips the clean-up), files or folders. Only call when no
+    writer is active."""
     final = Path(final)
     for tmp in final.parent.glob(f".{final.name}.*{TMP_SUFFIX}"):
-        tmp.unlink(missing_ok=True)
+        if tmp.is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            tmp.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager
@@ -264,6 +304,16 @@ def _set_attrs(handle: h5py.File, attrs: dict) -> None:
         handle.attrs[key] = json.dumps(value) if isinstance(value, (dict, list, tuple)) else value
 
 
+def checked_reconstruction(recon: np.ndarray, name: str) -> np.ndarray:
+    """``recon`` as float32 ``(slices, H, W)``; MriGenpriorError if it holds NaN or Inf."""
+    recon = np.asarray(recon, dtype=np.float32)
+    if recon.ndim != 3:
+        raise ValueError(f"reconstruction must be (slices, H, W), got {recon.shape}")
+    if not np.all(np.isfinite(recon)):
+        raise MriGenpriorError(f"{name}: reconstruction contains NaN or Inf; nothing written")
+    return recon
+
+
 def write_reconstruction(out_dir: os.PathLike | str, name: str, recon: np.ndarray, attrs: dict,
                          extra: Optional[dict] = None) -> Path:
     """Write a fastMRI submission file ``out_dir/name`` atomically.
@@ -279,11 +329,7 @@ def write_reconstruction(out_dir: os.PathLike | str, name: str, recon: np.ndarra
     from fastmri import save_reconstructions
 
     out_dir = Path(out_dir)
-    recon = np.asarray(recon, dtype=np.float32)
-    if recon.ndim != 3:
-        raise ValueError(f"reconstruction must be (slices, H, W), got {recon.shape}")
-    if not np.all(np.isfinite(recon)):
-        raise MriGenpriorError(f"{name}: reconstruction contains NaN or Inf; nothing written")
+    recon = checked_reconstruction(recon, name)
     out_dir.mkdir(parents=True, exist_ok=True)
     final = out_dir / name
     with atomic_path(final) as tmp:

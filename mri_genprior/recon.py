@@ -1,6 +1,9 @@
 """Volume-level reconstruction: the pipeline used by the CLI and the Python API.
 
-For each slice of a fastMRI file::
+Inputs are files in any format :mod:`mri_genprior.readers` detects
+(:func:`reconstruct_volume`, :func:`reconstruct_file`) or k-space arrays in memory
+(:func:`reconstruct_kspace`); both go through the same :func:`reconstruct_opened`.
+For each slice::
 
     k-space ─► (1-D or no file mask) readout-oversampling removal to reconSpace x
             ─► mask (the file's own, or a retrospective one), ``y = k * mask + 0.0``
@@ -30,10 +33,12 @@ import torch
 from tqdm.auto import tqdm
 
 from . import MriGenpriorError, masks
-from .io import Volume, open_volume, write_reconstruction
+from .io import Header, Volume
 from .physics import (DEFAULT_MAPS, Physics, SensePhysics, coil_maps, crop_or_pad, remove_readout_oversampling,
                       resolve_maps, scale_factor)
+from .readers import array_volume, open_input
 from .solvers.base import Method, Result
+from .writers import write_output
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +48,9 @@ class MaskSpec:
     """How to undersample fully sampled files (ignored for files that carry a mask).
 
     ``seed=None`` uses fastMRI's per-file seed (the file name's character codes), so a
-    file always gets the same mask.
+    file always gets the same mask. Inputs in other formats are seeded by the name of the
+    fastMRI file they correspond to, ``<stem>.h5`` (the name of the submission file), so
+    the same k-space gets the same mask in every format.
     """
 
     kind: str = "random"
@@ -85,7 +92,7 @@ def volume_mask(volume: Volume, spec: MaskSpec) -> Tuple[np.ndarray, bool, str]:
     grid = (volume.header.recon[0], volume.kspace_shape[1])
     if grid[0] > volume.kspace_shape[0]:
         grid = (volume.kspace_shape[0], grid[1])
-    seed = masks.file_seed(volume.path.name) if spec.seed is None else spec.seed
+    seed = masks.file_seed(volume.path.stem + ".h5") if spec.seed is None else spec.seed
     mask = masks.make_mask(spec.kind, grid, spec.acceleration, spec.center_fraction, seed, volume.header.padding)
     return mask, True, spec.kind
 
@@ -135,72 +142,109 @@ def reconstruct_batch(method: Method, y: torch.Tensor, physics: Physics) -> Resu
     return Result(physics.output(result.images, y), result.std, result.diagnostics)
 
 
-def reconstruct_volume(path: os.PathLike | str, method: Method, mask_spec: MaskSpec = MaskSpec(),
-                       device: str | torch.device | None = None, batch_size: int = 4,
-                       progress: bool = True, maps: str = DEFAULT_MAPS) -> Tuple[np.ndarray, dict]:
-    """Reconstruct every slice of a fastMRI file.
+def reconstruct_opened(volume: Volume, method: Method, mask_spec: MaskSpec = MaskSpec(),
+                       device: str | torch.device | None = None, batch_size: int = 4, progress: bool = True,
+                       maps: str = DEFAULT_MAPS) -> Tuple[np.ndarray, dict]:
+    """Reconstruct every slice of an open volume (the core of every entry point).
 
     Returns
     -------
-    recon : ``(slices, recon_x, recon_y)`` float32 magnitude images in file units.
-    info : provenance — method settings, mask kind and achieved acceleration, device,
+    recon : ``(slices, recon_x, recon_y)`` float32 magnitude images in the input's units.
+    info : provenance — method settings, input format (and what its reader flagged),
+        mask kind and achieved acceleration, coil maps, output voxel size, device,
         seconds, and per-slice diagnostics reported by the method; with methods that
-        report uncertainty (``csgm ... std_map=True``), also ``reconstruction_std``,
-        a ``(slices, recon_x, recon_y)`` array on the same scale as ``recon``.
+        report uncertainty (posterior sampling, ``csgm ... std_map=True``), also
+        ``reconstruction_std``, a ``(slices, recon_x, recon_y)`` array on the scale of ``recon``.
     """
     device = resolve_device(device)
     start = time.perf_counter()
-    with open_volume(path) as volume:
-        mask, crop_readout, source = volume_mask(volume, mask_spec)
-        out_shape = volume.header.recon[:2]
-        recon = np.empty((volume.num_slices,) + tuple(out_shape), dtype=np.float32)
-        bar = tqdm(total=volume.num_slices, desc=Path(path).name, unit="slice", disable=not progress, leave=False)
-        diagnostics, std = [], None
-        for first in range(0, volume.num_slices, batch_size):
-            indices = range(first, min(first + batch_size, volume.num_slices))
-            batch = prepare_batch(volume, indices, mask, crop_readout, method.needs_maps, device, maps)
-            try:
-                result = reconstruct_batch(method, batch.y, batch.physics)
-            except MriGenpriorError as err:
-                raise MriGenpriorError(f"{err} (slices {list(indices)})") from err
-            scales = batch.scales[:, None, None]
-            recon[indices.start:indices.stop] = crop_or_pad(result.images * scales, out_shape)
-            diagnostics.extend(result.diagnostics)
-            if result.std is not None:
-                std = np.zeros_like(recon) if std is None else std
-                std[indices.start:indices.stop] = crop_or_pad(result.std * scales, out_shape)
-            bar.update(len(indices))
-        bar.close()
-        padding = volume.header.padding if mask.ndim == 1 else None
-        info = {
-            "method": method.name,
-            "settings": method.settings(),
-            "mask": source,
-            "mask_pattern": mask.tolist() if mask.ndim == 1 else "2-D",
-            "acceleration": round(masks.acceleration(mask, padding), 4),
-            "nominal_acceleration": mask_spec.acceleration if source != "file" else None,
-            "center_fraction": mask_spec.center_fraction if source != "file" else None,
-            "coil_maps": (resolve_maps(maps, masks.calibration_region(mask, batch.y.shape[-2:])[1])
-                          if method.needs_maps and batch.y.shape[1] > 1 else None),
-            "device": str(device),
-            "seconds": round(time.perf_counter() - start, 3),
-        }
-        if diagnostics:
-            info["diagnostics"] = diagnostics
-        if std is not None:
-            info["reconstruction_std"] = std
+    mask, crop_readout, source = volume_mask(volume, mask_spec)
+    out_shape = volume.header.recon[:2]
+    recon = np.empty((volume.num_slices,) + tuple(out_shape), dtype=np.float32)
+    bar = tqdm(total=volume.num_slices, desc=volume.path.name, unit="slice", disable=not progress, leave=False)
+    diagnostics, std = [], None
+    for first in range(0, volume.num_slices, batch_size):
+        indices = range(first, min(first + batch_size, volume.num_slices))
+        batch = prepare_batch(volume, indices, mask, crop_readout, method.needs_maps, device, maps)
+        try:
+            result = reconstruct_batch(method, batch.y, batch.physics)
+        except MriGenpriorError as err:
+            raise MriGenpriorError(f"{err} (slices {list(indices)})") from err
+        scales = batch.scales[:, None, None]
+        recon[indices.start:indices.stop] = crop_or_pad(result.images * scales, out_shape)
+        diagnostics.extend(result.diagnostics)
+        if result.std is not None:
+            std = np.zeros_like(recon) if std is None else std
+            std[indices.start:indices.stop] = crop_or_pad(result.std * scales, out_shape)
+        bar.update(len(indices))
+    bar.close()
+    padding = volume.header.padding if mask.ndim == 1 else None
+    info = {
+        "method": method.name,
+        "settings": method.settings(),
+        "input_format": volume.source["format"],
+        **{key: value for key, value in volume.source.items() if key != "format"},
+        "mask": source,
+        "mask_pattern": mask.tolist() if mask.ndim == 1 else "2-D",
+        "acceleration": round(masks.acceleration(mask, padding), 4),
+        "nominal_acceleration": mask_spec.acceleration if source != "file" else None,
+        "center_fraction": mask_spec.center_fraction if source != "file" else None,
+        "coil_maps": (resolve_maps(maps, masks.calibration_region(mask, batch.y.shape[-2:])[1])
+                      if method.needs_maps and batch.y.shape[1] > 1 else None),
+        "voxel_size_mm": volume.header.voxel_size_mm,
+        "device": str(device),
+        "seconds": round(time.perf_counter() - start, 3),
+    }
+    if diagnostics:
+        info["diagnostics"] = diagnostics
+    if std is not None:
+        info["reconstruction_std"] = std
     return recon, info
 
 
-def output_name(path: os.PathLike | str) -> str:
-    """fastMRI submissions keep the input file name."""
-    return Path(path).name
+def reconstruct_volume(path: os.PathLike | str, method: Method, mask_spec: MaskSpec = MaskSpec(),
+                       device: str | torch.device | None = None, batch_size: int = 4,
+                       progress: bool = True, maps: str = DEFAULT_MAPS) -> Tuple[np.ndarray, dict]:
+    """Reconstruct every slice of a k-space file in any supported format (fastMRI or
+    ISMRMRD HDF5, BART ``.cfl``, ``.npy``); returns ``(recon, info)`` as
+    :func:`reconstruct_opened` does."""
+    with open_input(path) as volume:
+        return reconstruct_opened(volume, method, mask_spec, device, batch_size, progress, maps)
+
+
+def reconstruct_kspace(kspace, method: Method, mask=None, *, header: Header | str | None = None,
+                       name: str = "kspace", single_coil: bool = False, mask_spec: MaskSpec = MaskSpec(),
+                       device: str | torch.device | None = None, batch_size: int = 4, progress: bool = False,
+                       maps: str = DEFAULT_MAPS) -> Tuple[np.ndarray, dict]:
+    """Reconstruct k-space held in memory; the same pipeline as the files.
+
+    Parameters
+    ----------
+    kspace : NumPy array or torch tensor, complex, fastMRI's centred-FFT convention:
+        ``(slices, coils, H, W)``, one slice ``(coils, H, W)``, or single-coil ``(H, W)``
+        (``(slices, H, W)`` with ``single_coil=True``); H = readout, W = phase encode.
+    method : from :func:`mri_genprior.solvers.make_method`.
+    mask : ``(W,)`` or ``(H, W)`` sampling mask of undersampled data; by default it is
+        read off the zero entries, and fully sampled data are undersampled
+        retrospectively by ``mask_spec``.
+    header : ISMRMRD header XML (or :class:`~mri_genprior.io.Header`) for readout
+        oversampling, phase-encode padding, output size and voxel size; default none.
+    name : stands for a file name: it seeds fastMRI's per-file retrospective mask, so the
+        array of ``file1000.h5`` with ``name="file1000.h5"`` gives exactly that file's images.
+
+    Returns
+    -------
+    ``(recon, info)`` as :func:`reconstruct_opened`: ``(slices, recon_x, recon_y)`` float32
+    images and their provenance.
+    """
+    volume = array_volume(kspace, mask, header, name, single_coil)
+    return reconstruct_opened(volume, method, mask_spec, device, batch_size, progress, maps)
 
 
 def reconstruct_file(path: os.PathLike | str, out_dir: os.PathLike | str, method: Method,
                      mask_spec: MaskSpec = MaskSpec(), device=None, batch_size: int = 4,
-                     progress: bool = True, maps: str = DEFAULT_MAPS) -> Path:
-    """Reconstruct ``path`` and write ``out_dir/<same name>`` atomically; return the output path."""
+                     progress: bool = True, maps: str = DEFAULT_MAPS, fmt: str = "h5") -> Path:
+    """Reconstruct ``path`` and write it to ``out_dir`` in format ``fmt`` (see
+    :mod:`mri_genprior.writers`) atomically; return the output path."""
     recon, info = reconstruct_volume(path, method, mask_spec, device, batch_size, progress, maps)
-    extra = {"reconstruction_std": info.pop("reconstruction_std")} if "reconstruction_std" in info else {}
-    return write_reconstruction(out_dir, output_name(path), recon, info, extra)
+    return write_output(fmt, out_dir, path, recon, info)

@@ -25,6 +25,7 @@ from . import MriGenpriorError
 from .io import remove_stale_temporaries
 from .recon import DEFAULT_MAPS, MaskSpec, reconstruct_file
 from .solvers import make_method
+from .writers import output_files, output_path
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,6 +39,7 @@ class Job:
     batch_size: int = 4
     threads: Optional[int] = None  # torch threads per task (None: leave as is)
     maps: str = DEFAULT_MAPS       # coil-map estimate
+    fmt: str = "h5"                # output format (mri_genprior.writers.FORMATS)
 
 
 @dataclasses.dataclass
@@ -72,7 +74,7 @@ def reconstruct_one(path: str, out_dir: str, job: Job, progress: bool = False) -
         torch.set_num_threads(job.threads)
     method = make_method(job.method, **job.params)
     return str(reconstruct_file(path, out_dir, method, job.mask, _worker_device(job.device), job.batch_size,
-                                progress, job.maps))
+                                progress, job.maps, job.fmt))
 
 
 def _one_line(err: BaseException) -> str:
@@ -89,7 +91,7 @@ def reconstruct_all(files: Sequence[Path], out_dir: Path, job: Job, workers: int
     report = Report()
     todo = []
     for f in files:
-        (todo if overwrite or not (out_dir / f.name).exists() else report.skipped).append(Path(f))
+        (todo if overwrite or not output_path(job.fmt, out_dir, f).exists() else report.skipped).append(Path(f))
     if todo and (workers > 1 or scheduler):
         _run_dask(todo, out_dir, job, workers, scheduler, progress, report)
     else:
@@ -99,7 +101,8 @@ def reconstruct_all(files: Sequence[Path], out_dir: Path, job: Job, workers: int
             except Exception as err:  # noqa: BLE001 - reported per volume, the others go on
                 report.failed.append((f.name, _one_line(err)))
     for f in files:  # every task is done: temporaries of killed writers are stale
-        remove_stale_temporaries(out_dir / Path(f).name)
+        for path in output_files(job.fmt, out_dir, f):
+            remove_stale_temporaries(path)
     return report
 
 

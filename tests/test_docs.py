@@ -23,6 +23,18 @@ def test_api_examples_run(tmp_path, monkeypatch, capsys):
     assert "L1-wavelet at" in printed and "radial CSGM relative error" in printed and "| sense |" in printed
 
 
+def test_pipeline_examples_run(tmp_path, monkeypatch, capsys):
+    blocks = python_blocks((ROOT / "docs" / "pipeline.md").read_text())
+    assert len(blocks) == 4
+    monkeypatch.chdir(tmp_path)
+    namespace = {"__name__": "docs_pipeline"}
+    for block in blocks:
+        exec(compile(block, "docs/pipeline.md", "exec"), namespace)
+    printed = capsys.readouterr().out
+    assert "voxel size (mm) (3.4375, 3.4375, 3.0)" in printed and "input ismrmrd" in printed
+    assert "mask from the zeros: file" in printed and "contact_sheet.png" in printed
+
+
 def test_cli_reference_is_generated_from_the_parser():
     sys.path.insert(0, str(ROOT / "docs" / "hooks"))
     try:

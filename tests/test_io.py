@@ -12,9 +12,12 @@ def test_header_round_trip_matches_fastmri_parser(tmp_path):
     from fastmri.data.mri_data import et_query
     import xml.etree.ElementTree as etree
 
-    xml = make_header_xml((640, 372, 1), (320, 320, 1), pe_center=180, pe_max=359)
+    xml = make_header_xml((640, 372, 1), (320, 320, 1), pe_center=180, pe_max=359, fov_mm=(220, 220, 3))
     header = parse_header(xml)
-    assert header == Header((640, 372, 1), (320, 320, 1), (372 // 2 - 180, 372 // 2 - 180 + 360))
+    assert header == Header((640, 372, 1), (320, 320, 1), (372 // 2 - 180, 372 // 2 - 180 + 360), (220, 220, 3))
+    assert header.voxel_size_mm == pytest.approx((220 / 320, 220 / 320, 3.0))
+    # encodedSpace keeps the voxel size: twice the readout field of view for 2x oversampling
+    assert float(et_query(etree.fromstring(xml), ["encoding", "encodedSpace", "fieldOfView_mm", "x"])) == 440
     root = etree.fromstring(xml)
     # fastMRI's own parser reads the same numbers
     assert int(et_query(root, ["encoding", "reconSpace", "matrixSize", "x"])) == 320

@@ -93,7 +93,7 @@ def test_cli_bad_inputs(tmp_path, synth_file, capsys):
     out = tmp_path / "out"
     assert main(["reconstruct", str(garbage), "-o", str(out), "-q"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "not a readable HDF5 file" in err[0]
+    assert len(err) == 1 and "unrecognised input format" in err[0]
     assert list(out.iterdir()) == []  # nothing partial left behind
     assert main(["reconstruct", str(tmp_path / "missing.h5"), "-o", str(out)]) == 2
     assert "no such file" in capsys.readouterr().err

@@ -40,6 +40,12 @@ def complex_randn(shape: Sequence[int], rng: torch.Generator, device: torch.devi
     return torch.complex(real[0], real[1]).to(dtype).to(device)
 
 
+def to_channels(x: torch.Tensor) -> torch.Tensor:
+    """Complex ``(N, h, w)`` -> real ``(N, 2, h, w)``: real and imaginary parts, the layout
+    of 2-channel priors (the inverse of :func:`mri_genprior.solvers.latent.to_complex` for C = 2)."""
+    return torch.stack([x.real, x.imag], dim=1)
+
+
 class Operator:
     """A linear operator on batched complex tensors (see the module docstring).
 

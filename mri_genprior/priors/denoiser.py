@@ -29,7 +29,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from ..physics.operators import complex_randn
+from ..physics.operators import complex_randn, to_channels
 
 P_MEAN, P_STD = -1.2, 1.2  # EDM's training distribution of ln σ
 
@@ -132,7 +132,7 @@ def complex_denoiser(net: nn.Module) -> Callable[[torch.Tensor, float], torch.Te
     """``D(x; σ)`` on complex ``(N, h, w)`` images (2-channel network; σ per real channel)."""
 
     def denoise(x: torch.Tensor, sigma: float) -> torch.Tensor:
-        out = net(torch.stack([x.real, x.imag], dim=1), torch.full((x.shape[0],), float(sigma), device=x.device))
+        out = net(to_channels(x), torch.full((x.shape[0],), float(sigma), device=x.device))
         return torch.complex(out[:, 0], out[:, 1])
 
     return denoise

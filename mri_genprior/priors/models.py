@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..physics.operators import to_channels
 from . import build, distributed
 from .denoiser import P_MEAN, P_STD, ScoreUNet, complex_denoiser, edm_loss, karras_sigmas, sample
 from .networks import Discriminator
@@ -135,7 +136,7 @@ class Score:
         x = torch.complex(real[:, 0], real[:, 1]) * torch.polar(torch.ones(n), phase)[:, None, None].to(self.device)
         x = torch.where(flips[:, 0, None, None].to(self.device), x.flip(-1), x)
         x = torch.where(flips[:, 1, None, None].to(self.device), x.flip(-2), x)
-        x = torch.stack([x.real, x.imag], dim=1)
+        x = to_channels(x)
         sigma = (torch.randn(n, generator=rng) * P_STD + P_MEAN).exp().to(self.device)
         noise = torch.randn(x.shape, generator=rng).to(self.device)
         loss = edm_loss(self.net, x, sigma, noise, self.generator.sigma_data)
@@ -149,7 +150,7 @@ class Score:
         with torch.no_grad():
             x = sample(complex_denoiser(self.generator), (16, self.size, self.size), karras_sigmas(40, 20.0, 0.002),
                        rng, self.device)
-        return torch.stack([x.real, x.imag], dim=1)
+        return to_channels(x)
 
 
 TRAINABLE = {"dcgan": GAN, "vae": VAE, "score": Score}
