@@ -111,9 +111,15 @@ def test_posterior_method_mean_std_and_errors(tmp_path, device):
     assert np.all(result.std >= 0) and result.std.max() > 0
     assert result.diagnostics[0]["nfe"] == 4 and result.diagnostics[0]["samples"] == 3
     assert np.array_equal(result.images, method.reconstruct(y, physics).images)
-    for name in ("langevin", "dps"):
-        out = make_method(name, prior=str(ckpt), samples=2, levels=3, noise=0.01).reconstruct(y, physics)
+    for name in ("dds", "langevin", "dps"):  # a slice's draws do not depend on its batch
+        sampler = make_method(name, prior=str(ckpt), samples=2, levels=3, noise=0.01)
+        out = sampler.reconstruct(y, physics)
         assert np.all(np.isfinite(out.images)) and out.images.shape == (2, 16, 16)
+        alone = sampler.reconstruct(y[1:], physics.select([1]))
+        np.testing.assert_allclose(alone.images[0], out.images[1], rtol=1e-4, atol=1e-5 * np.abs(out.images).max())
+        np.testing.assert_allclose(alone.std[0], out.std[1], rtol=1e-3, atol=1e-4 * out.std.max())
+    other_seed = make_method("dds", prior=str(ckpt), samples=3, levels=4, noise=0.01, seed=1).reconstruct(y, physics)
+    assert np.abs(other_seed.std - result.std).max() > 1e-2 * result.std.max()
     gan = save_checkpoint(tmp_path / "gan.pt", DCGANGenerator(latent_dim=4, image_size=16, channels=2, width=4))
     with pytest.raises(MriGenpriorError, match="not a score prior"):
         make_method("dds", prior=str(gan)).reconstruct(y, physics)

@@ -33,9 +33,17 @@ def ifft2c(k: torch.Tensor) -> torch.Tensor:
     return torch.fft.fftshift(torch.fft.ifft2(k, dim=FFT_DIMS, norm="ortho"), dim=FFT_DIMS)
 
 
-def complex_randn(shape: Sequence[int], rng: torch.Generator, device: torch.device | str = "cpu",
+def complex_randn(shape: Sequence[int], rng: torch.Generator | Sequence[torch.Generator], device: torch.device | str = "cpu",
                   dtype: torch.dtype = torch.complex64) -> torch.Tensor:
-    """Standard complex Gaussian tensor (drawn on the CPU from ``rng``, then moved)."""
+    """Standard complex Gaussian tensor (drawn on the CPU from ``rng``, then moved).
+
+    ``rng`` is one generator, or one per item of the leading axis (``len(rng) == shape[0]``):
+    then item i's draws depend on ``rng[i]`` only, not on what else is in the batch.
+    """
+    if not isinstance(rng, torch.Generator):
+        if len(rng) != shape[0]:
+            raise ValueError(f"{len(rng)} generators for a batch of {shape[0]}")
+        return torch.stack([complex_randn(shape[1:], g, device, dtype) for g in rng])
     real = torch.randn((2,) + tuple(shape), generator=rng, dtype=torch.float64)
     return torch.complex(real[0], real[1]).to(dtype).to(device)
 

@@ -14,11 +14,17 @@ spread of the samples. The prior is a checkpoint of ``mri-genprior train --model
 convolutional). The k-space noise std γ is estimated from the data
 (:meth:`~mri_genprior.physics.Physics.noise_std`) unless ``noise`` is given, in the units
 of the scaled k-space.
+
+Draws are reproducible per slice: sample j of a slice comes from a generator seeded by
+``seed``, j and a digest of the slice's measurements (:func:`draw_seed`), so a slice gets
+the same draws whatever batch it is solved in (``--batch-size``) and wherever it sits
+in the volume.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from typing import Union
 
 import numpy as np
@@ -29,6 +35,13 @@ from ..priors.denoiser import complex_denoiser, karras_sigmas
 from .base import Method, Result, number_or_auto
 from .samplers import SAMPLERS
 from .trained import cached_prior
+
+
+def draw_seed(seed: int, y: torch.Tensor, sample: int) -> int:
+    """A 63-bit seed from ``seed``, the sample index and the bytes of one slice's measurements ``y``."""
+    digest = hashlib.blake2b(y.detach().cpu().numpy().tobytes(), digest_size=8,
+                             key=f"{seed}:{sample}".encode()).digest()
+    return int.from_bytes(digest, "little") >> 1
 
 
 def score_prior(path: str, device) -> torch.nn.Module:
@@ -86,7 +99,7 @@ class PosteriorSampling(Method):
         replicas, y_k = physics.select(index.tolist()), y[index]
         sigmas = karras_sigmas(self.levels, self.sigma_max, self.sigma_min)
         noise_args = () if self.sampler == "dps" else (gamma[index],)
-        rng = torch.Generator().manual_seed(self.seed)
+        rng = [torch.Generator().manual_seed(draw_seed(self.seed, y[i], j)) for i in range(b) for j in range(k)]
         with torch.no_grad():
             draws = SAMPLERS[self.sampler](denoise, replicas, y_k, sigmas, *noise_args, rng, **self._options())
         shape = (b, k) + tuple(draws.shape[1:])

@@ -10,7 +10,9 @@ Every sampler takes
 * ``y``: ``(N, *op.oshape)`` measurements with complex Gaussian noise of std ``gamma``
   ``(N,)`` per real component;
 * ``sigmas``: decreasing noise levels (:func:`~mri_genprior.priors.denoiser.karras_sigmas`);
-* ``rng``: a CPU ``torch.Generator``; every draw comes from it, so a seed fixes the samples.
+* ``rng``: a CPU ``torch.Generator``, or one per item (N of them); every draw comes from
+  it, so a seed fixes the samples. With one per item, each sample depends only on its own
+  generator, its measurements and its operator: not on the batch it is drawn in.
 
 and returns N samples ``(N, H, W)``. N is slices × posterior samples: one batched call.
 
@@ -53,14 +55,14 @@ def _col(v: torch.Tensor) -> torch.Tensor:
     return v[:, None, None]
 
 
-def operator_norm_sq(op: Operator, shape: Sequence[int], rng: torch.Generator, device, iterations: int = 20) -> float:
-    """``‖A‖²`` (largest eigenvalue of AᴴA over the batch) by power iteration."""
+def operator_norm_sq(op: Operator, shape: Sequence[int], rng, device, iterations: int = 20) -> torch.Tensor:
+    """``‖A‖²`` of each item's operator (largest eigenvalue of AᴴA), ``(N,)``, by power iteration."""
     x = complex_randn(shape, rng, device)
-    value = 1.0
+    value = torch.ones(shape[0], device=device)
     for _ in range(iterations):
         x = op.adjoint(op.forward(x))
-        value = float(_norms(x).max())
-        x = x / _col(_norms(x).clamp_min(1e-30))
+        value = _norms(x)
+        x = x / _col(value.clamp_min(1e-30))
     return value
 
 
@@ -82,7 +84,7 @@ def langevin(denoise: Denoiser, op: Operator, y: torch.Tensor, sigmas: Sequence[
              rng: torch.Generator, steps_per_level: int = 3, step: float = 0.5) -> torch.Tensor:
     """Annealed Langevin posterior samples (see the module docstring)."""
     shape = (y.shape[0],) + tuple(op.ishape)
-    lipschitz = operator_norm_sq(op, shape, rng, y.device)
+    lipschitz = _col(operator_norm_sq(op, shape, rng, y.device))
     x = sigmas[0] * complex_randn(shape, rng, y.device)
     g2 = _col(gamma.to(y.device) ** 2)
     for sigma in sigmas:
