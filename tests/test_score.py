@@ -143,15 +143,21 @@ def test_noise_estimate_from_kspace_edges():
 SHIPPED = Path(__file__).resolve().parent / "data/score_prior_64/generator.pt"
 
 
-def test_small_trained_score_prior_beats_zero_filled_at_8x(tmp_path):
+@pytest.fixture(scope="module")
+def held_out(tmp_path_factory):
+    """Three slices of file 3 of the shipped prior's training split (held out) and their reference."""
+    planes = np.linspace(50, 139, 90).round().astype(int)[3::10][:3]
+    file = write_synthetic_file(tmp_path_factory.mktemp("held") / "held_out.h5", planes, (64, 64), 8, 0.01, seed=103)
+    with h5py.File(file) as f:
+        return file, f["reconstruction_rss"][()]
+
+
+def test_small_trained_score_prior_beats_zero_filled_at_8x(held_out):
     """The shipped 64² prior (made by `mri-genprior train`, command in its README) on a held-out
     synthetic volume: the posterior mean beats zero-filling, and its std tracks the error."""
     from scipy.stats import spearmanr
 
-    planes = np.linspace(50, 139, 90).round().astype(int)[3::10][:3]  # file 3 of the training split: held out
-    file = write_synthetic_file(tmp_path / "held_out.h5", planes, (64, 64), 8, 0.01, seed=103)
-    with h5py.File(file) as f:
-        target = f["reconstruction_rss"][()]
+    file, target = held_out
     spec = MaskSpec("poisson", 8, 0.16)
     zf, _ = reconstruct_volume(file, make_method("zero-filled"), spec, progress=False)
     recon, info = reconstruct_volume(file, make_method("dds", prior=str(SHIPPED), samples=3, levels=25), spec,
@@ -160,3 +166,13 @@ def test_small_trained_score_prior_beats_zero_filled_at_8x(tmp_path):
     assert ours["SSIM"] > base["SSIM"] + 0.1 and ours["PSNR"] > base["PSNR"] + 3, (base, ours)
     rho = [spearmanr(s.ravel(), np.abs(r - t).ravel())[0] for s, r, t in zip(info["reconstruction_std"], recon, target)]
     assert min(rho) > 0.2, rho
+
+
+def test_dps_at_12x_reaches_l1_wavelet_at_4x(held_out):
+    """Issue 13's bar on held-out slices: the dps posterior mean at 12× reaches L1-wavelet's SSIM at 4×."""
+    file, target = held_out
+    l1, _ = reconstruct_volume(file, make_method("l1-wavelet"), MaskSpec("poisson", 4, 0.16), progress=False)
+    dps, _ = reconstruct_volume(file, make_method("dps", prior=str(SHIPPED), samples=2), MaskSpec("poisson", 12, 0.16),
+                                progress=False)
+    l1_4, dps_12 = volume_metrics(target, l1), volume_metrics(target, dps)
+    assert dps_12["SSIM"] > l1_4["SSIM"], (l1_4, dps_12)
