@@ -14,20 +14,17 @@ Each file (and the PNG folder as a whole) appears only when complete.
 
 from __future__ import annotations
 
-import contextlib
 import gzip
 import json
 import logging
 import os
-import shutil
-import tempfile
 from pathlib import Path
-from typing import Iterator, List, Optional
+from typing import List, Optional
 
 import numpy as np
 
 from . import MriGenpriorError, __version__
-from .io import TMP_SUFFIX, atomic_path, checked_reconstruction, write_reconstruction
+from .io import atomic_dir, atomic_path, checked_reconstruction, write_reconstruction
 
 log = logging.getLogger(__name__)
 
@@ -104,19 +101,6 @@ def write_nifti(files: List[Path], recon: np.ndarray, info: dict, std: Optional[
     with atomic_path(final) as tmp:
         tmp.write_bytes(_nifti_bytes(recon, affine, description))
     return final
-
-
-@contextlib.contextmanager
-def atomic_dir(final: Path) -> Iterator[Path]:
-    """Yield a temporary folder beside ``final``; on success it replaces ``final``."""
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=TMP_SUFFIX, dir=final.parent))
-    try:
-        yield tmp
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def write_png(final: Path, recon: np.ndarray) -> Path:

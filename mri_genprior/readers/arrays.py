@@ -34,12 +34,12 @@ def volume_array(kspace, single_coil: bool = False) -> np.ndarray:
     kspace = np.asanyarray(kspace)
     if not np.iscomplexobj(kspace):
         raise MriGenpriorError(f"k-space must be complex, got dtype {kspace.dtype}")
-    rank = kspace.ndim
-    if rank == 2 or (rank == 3 and not single_coil):
+    shape = kspace.shape
+    if len(shape) == 2 or (len(shape) == 3 and not single_coil):
         kspace = kspace[None]
     if kspace.ndim not in (3, 4) or (single_coil and kspace.ndim == 4):
         expected = "(slices, H, W) or (H, W)" if single_coil else "(slices, coils, H, W), (coils, H, W) or (H, W)"
-        raise MriGenpriorError(f"k-space of shape {tuple(np.shape(kspace))[-rank:]}: expected {expected}")
+        raise MriGenpriorError(f"k-space of shape {shape}: expected {expected}")
     if 0 in kspace.shape:
         raise MriGenpriorError(f"k-space of shape {kspace.shape} is empty")
     return kspace

@@ -37,10 +37,9 @@ from .samplers import SAMPLERS
 from .trained import cached_prior
 
 
-def draw_seed(seed: int, y: torch.Tensor, sample: int) -> int:
-    """A 63-bit seed from ``seed``, the sample index and the bytes of one slice's measurements ``y``."""
-    digest = hashlib.blake2b(y.detach().cpu().numpy().tobytes(), digest_size=8,
-                             key=f"{seed}:{sample}".encode()).digest()
+def draw_seed(seed: int, measurements: bytes, sample: int) -> int:
+    """A 63-bit seed from ``seed``, the sample index and the bytes of one slice's measurements."""
+    digest = hashlib.blake2b(measurements, digest_size=8, key=f"{seed}:{sample}".encode()).digest()
     return int.from_bytes(digest, "little") >> 1
 
 
@@ -99,7 +98,8 @@ class PosteriorSampling(Method):
         replicas, y_k = physics.select(index.tolist()), y[index]
         sigmas = karras_sigmas(self.levels, self.sigma_max, self.sigma_min)
         noise_args = () if self.sampler == "dps" else (gamma[index],)
-        rng = [torch.Generator().manual_seed(draw_seed(self.seed, y[i], j)) for i in range(b) for j in range(k)]
+        slices = [item.tobytes() for item in y.detach().cpu().numpy()]  # one copy to the host per batch
+        rng = [torch.Generator().manual_seed(draw_seed(self.seed, data, j)) for data in slices for j in range(k)]
         with torch.no_grad():
             draws = SAMPLERS[self.sampler](denoise, replicas, y_k, sigmas, *noise_args, rng, **self._options())
         shape = (b, k) + tuple(draws.shape[1:])
