@@ -59,8 +59,6 @@ def test_defaults_beat_zero_filled(real, runs, name, params):
     assert m["SSIM"] > zf["SSIM"] + 0.02 and m["PSNR"] > zf["PSNR"] + 1.0, (name, m, zf)
 
 
-@pytest.mark.xfail(strict=True, reason="open (issue 12 note): with ESPIRiT maps at 4x the line cross-validated "
-                                       "lambda misses the grid's best SSIM by more than 0.01")
 def test_auto_lamda_is_close_to_the_best_lamda_of_a_grid(real, runs):
     path, target, _ = real
     auto, info = runs("l1-wavelet")

@@ -4,7 +4,10 @@
 :data:`MAPS`:
 
 * ``auto`` (the default): ``espirit`` with at least :data:`ESPIRIT_LINES` calibration
-  lines, else ``lowres`` (measured on real and synthetic scans: docs/real_data.md).
+  lines, else ``joint`` (measured on real and synthetic scans: docs/real_data.md).
+* ``joint``: ``lowres`` maps refined once by an image estimate: a SENSE image, its coil
+  k-space with the measured samples restored, and ``lowres`` maps of a region twice as
+  wide as the calibration region (at least :data:`JOINT_LINES` lines).
 * ``lowres``: coil images from the whole calibration region (all readout rows × the
   centre lines of a 1-D mask), Hann-windowed, divided by their root sum of squares.
   The maps cover the whole field of view (Σ|S|² = 1 everywhere).
@@ -30,10 +33,11 @@ def coil_combine(kspace: np.ndarray, mps: np.ndarray) -> np.ndarray:
     return mr.linop.Sense(mps).H(kspace).astype(np.complex64)
 
 
-MAPS = ("auto", "lowres", "espirit")
+MAPS = ("auto", "joint", "lowres", "espirit")
 DEFAULT_MAPS = "auto"
 MIN_CALIBRATION = 4  # fewer fully sampled centre lines than this: no map estimate is usable
-ESPIRIT_LINES = 12   # from this many calibration lines on, ESPIRiT beats low-resolution maps
+JOINT_LINES = 16     # the least width of the region the joint maps are re-estimated from
+ESPIRIT_LINES = 12   # from this many calibration lines on, ESPIRiT beats the joint maps
 
 
 def lowres_maps(kspace: np.ndarray, region: Tuple[int, int]) -> np.ndarray:
@@ -49,6 +53,33 @@ def lowres_maps(kspace: np.ndarray, region: Tuple[int, int]) -> np.ndarray:
     images = ifft2c_np(kspace * window)
     norm = rss(images)
     return (images / np.maximum(norm, 1e-12 * norm.max())).astype(np.complex64)
+
+
+def joint_maps(kspace: np.ndarray, mask: np.ndarray, region: Tuple[int, int], iterations: int = 1,
+               lamda: float = 1e-2, max_iter: int = 30) -> np.ndarray:
+    """Maps ``(coils, H, W)`` complex64 refined by alternating image and map estimates.
+
+    Start from :func:`lowres_maps` of the calibration ``region``; then ``iterations``
+    times: a SENSE image (``sigpy.mri.app.SenseRecon``, Tikhonov ``lamda`` for k-space
+    scaled by :func:`~mri_genprior.physics.scale_factor`), its coil k-space with the
+    measured samples restored, and :func:`lowres_maps` of that k-space's centre, twice
+    the calibration width and at least :data:`JOINT_LINES` wide (all readout rows for a
+    1-D mask): the measured lines outside the calibration region sharpen the maps.
+    """
+    import sigpy as sp
+    import sigpy.mri as mr
+
+    from ..masks import expand
+
+    weights = expand(mask, kspace.shape[-2:])
+    width = max(2 * region[1], JOINT_LINES)
+    wider = (region[0] if np.ndim(mask) == 1 else width, width)
+    mps = lowres_maps(kspace, region)
+    for _ in range(iterations):
+        x = mr.app.SenseRecon(kspace, mps, lamda=lamda, weights=weights, max_iter=max_iter, show_pbar=False).run()
+        full = np.where(weights > 0, kspace, sp.fft(mps * x, axes=(-2, -1)))
+        mps = lowres_maps(full, wider)
+    return mps.astype(np.complex64)
 
 
 def coil_maps(kspace: np.ndarray, mask: np.ndarray, kind: str = DEFAULT_MAPS,
@@ -71,17 +102,20 @@ def coil_maps(kspace: np.ndarray, mask: np.ndarray, kind: str = DEFAULT_MAPS,
         raise MriGenpriorError(f"only {region[1]} fully sampled centre lines: coil maps need at least "
                                f"{MIN_CALIBRATION}; use a larger --center-fraction (e.g. "
                                f"{MIN_CALIBRATION / kspace.shape[-1] + 0.005:.2f})")
-    if resolve_maps(kind, region[1]) == "lowres":
+    kind = resolve_maps(kind, region[1])
+    if kind == "joint":
+        return joint_maps(kspace, mask, region)
+    if kind == "lowres":
         return lowres_maps(kspace, region)
     return espirit_maps(kspace, min(region), device)
 
 
 def resolve_maps(kind: str, calibration_lines: int) -> str:
     """The map method ``kind`` stands for with ``calibration_lines`` lines: ``auto`` becomes
-    ``espirit`` from :data:`ESPIRIT_LINES` lines on, else ``lowres``."""
+    ``espirit`` from :data:`ESPIRIT_LINES` lines on, else ``joint``."""
     if kind != "auto":
         return kind
-    return "espirit" if calibration_lines >= ESPIRIT_LINES else "lowres"
+    return "espirit" if calibration_lines >= ESPIRIT_LINES else "joint"
 
 
 def espirit_maps(

@@ -92,6 +92,7 @@ def seeded_sigpy_random(seed: int, device):
 
 
 LADDER = tuple(10.0 ** (-k / 2) for k in range(11))  # λ = 1 … 1e-5, half-decade steps, largest first
+PATIENCE = 1.1  # the ladder stops after two rungs whose validation error exceeds the best by this factor
 
 
 def _solve(linop, y, regularizer: str, lamda: float, max_iter: int, x=None):
@@ -109,11 +110,13 @@ class SigpyRecon(Method):
 
     ``lamda="auto"`` chooses λ per slice without ground truth, by ``folds``-fold
     cross-validation in k-space: the physics deals the measured samples that undersampling
-    could have missed (whole phase-encode lines outside the calibration region, for
-    Cartesian masks) into ``folds`` sets; for each set left out, the solves run down the
+    could have missed (outside the calibration region; eighths of phase-encode lines for
+    1-D Cartesian masks, see ``SensePhysics.validation_folds``) into ``folds`` sets; for each set left out, the solves run down the
     ladder :data:`LADDER` (largest λ first, each warm-started from the last), and the λ
     whose solutions best predict the left-out samples, summed over the folds, wins. The
-    ladder stops two rungs after the best; the final solve uses every sample, warm-started
+    ladder stops once the last two rungs are both more than 10 % (:data:`PATIENCE`) worse
+    than the best (the error can bump at the top of the ladder, where the solutions are
+    nearly zero, before it falls); the final solve uses every sample, warm-started
     from the folds' mean. The chosen λ and the ladder's errors are in the diagnostics.
     """
 
@@ -145,7 +148,7 @@ class SigpyRecon(Method):
             errors.append(sum(float(xp.linalg.norm(h * (linop(x) - y)) ** 2) for h, x in zip(held, xs)))
             if best is None or errors[-1] < errors[best[0]]:
                 best = (len(errors) - 1, lamda, sum(xs) / len(xs))
-            elif len(errors) - 1 - best[0] >= 2:
+            elif len(errors) - 1 - best[0] >= 2 and min(errors[-2:]) > PATIENCE * errors[best[0]]:
                 break
         return best[1], best[2], {"lamda": best[1], "ladder": list(LADDER[:len(errors)]),
                                   "validation_errors": errors}
