@@ -118,3 +118,48 @@ def test_crop_or_pad_handles_narrow_images():
     assert out.shape == (4, 8)
     np.testing.assert_array_equal(out[:, 2:6], x[1:5])
     assert out[:, :2].sum() == 0 and out[:, 6:].sum() == 0
+
+
+def test_joint_maps_fit_the_real_coils_better_than_lowres_maps():
+    """Real 8-coil brain, 8× (7 calibration lines): the part of the fully sampled coil
+    images the maps cannot represent, ‖c − S Sᴴ c‖ / ‖c‖ (Σ|S|² = 1 for both), measured
+    0.154 for low-resolution maps and 0.116 for joint maps on three masks."""
+    from conftest import REAL_KSPACE
+    from mri_genprior.masks import calibration_region, expand, make_mask
+    from mri_genprior.physics import ifft2c_np, joint_maps, lowres_maps, scale_factor
+
+    kspace = np.load(REAL_KSPACE)
+    coils = ifft2c_np(kspace)
+    mask = make_mask("random", kspace.shape[-2:], 8, 0.04, 0)
+    y = (kspace * expand(mask, kspace.shape[-2:])).astype(np.complex64)
+    y /= scale_factor(y)
+    region = calibration_region(mask, kspace.shape[-2:])
+    assert region == (230, 7)
+
+    def misfit(mps):
+        return np.linalg.norm(coils - mps * (mps.conj() * coils).sum(0)) / np.linalg.norm(coils)
+    lowres, joint = misfit(lowres_maps(y, region)), misfit(joint_maps(y, mask, region))
+    assert joint < 0.85 * lowres, (joint, lowres)
+
+
+def test_validation_folds_hold_out_runs_of_readout_rows():
+    """1-D mask: the folds split the measured lines outside the calibration region into
+    runs of H/8 readout rows, disjoint and covering them, and not line by line."""
+    from mri_genprior.physics.sense import READOUT_SEGMENTS
+
+    h, w, calib = 64, 40, 6
+    mask = np.zeros(w, np.float32)
+    mask[w // 2 - calib // 2: w // 2 + calib // 2] = 1
+    mask[[2, 5, 9, 13, 27, 30, 33, 37]] = 1
+    weights = torch.from_numpy(np.broadcast_to(mask, (1, h, w)).copy())
+    physics = SensePhysics(None, weights)
+    y = torch.ones((1, 2, h, w), dtype=torch.complex64) * weights[:, None]
+    folds = physics.validation_folds(y, 4, torch.Generator().manual_seed(0))[:, 0, 0]
+    outside = np.broadcast_to(mask, (h, w)).astype(bool).copy()
+    outside[:, w // 2 - calib // 2: w // 2 + calib // 2] = False
+    assert folds.shape == (4, h, w)
+    np.testing.assert_array_equal(folds.sum(0).numpy(), outside.astype(np.int64))  # disjoint, covering
+    runs = folds.numpy().reshape(4, READOUT_SEGMENTS, h // READOUT_SEGMENTS, w)
+    assert (runs == runs[:, :, :1]).all()  # whole runs of rows are held out together
+    split = [len({int(f) for f in folds[:, :, col].nonzero()[:, 0]}) > 1 for col in np.flatnonzero(outside[0])]
+    assert sum(split) >= len(split) // 2, split  # lines are not held out whole

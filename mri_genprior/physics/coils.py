@@ -79,7 +79,7 @@ def joint_maps(kspace: np.ndarray, mask: np.ndarray, region: Tuple[int, int], it
         x = mr.app.SenseRecon(kspace, mps, lamda=lamda, weights=weights, max_iter=max_iter, show_pbar=False).run()
         full = np.where(weights > 0, kspace, sp.fft(mps * x, axes=(-2, -1)))
         mps = lowres_maps(full, wider)
-    return mps.astype(np.complex64)
+    return mps
 
 
 def coil_maps(kspace: np.ndarray, mask: np.ndarray, kind: str = DEFAULT_MAPS,
