@@ -7,7 +7,7 @@ metrics against that reference. Prints a Markdown table (measured, no assertions
 Example::
 
     python benchmarks/real_data.py                       # every registered method but the trained priors
-    python benchmarks/real_data.py --methods zero-filled,l1-wavelet --maps espirit
+    python benchmarks/real_data.py --methods zero-filled,l1-wavelet --maps espirit --no-prewhiten
     python benchmarks/real_data.py --files other_fully_sampled.h5 ...   # any fastMRI files with a reference
     python benchmarks/real_data.py --figure docs/figures/real_data/brain_8coil.png   # + images, |error| maps
 """
@@ -36,6 +36,7 @@ def main():
     p.add_argument("--methods", default=",".join(n for n, e in METHODS.items() if not e.takes_prior))
     p.add_argument("--files", nargs="*", type=Path, help="fastMRI files with a reference (default: the real brain)")
     p.add_argument("--maps", default=DEFAULT_MAPS, choices=MAPS)
+    p.add_argument("--no-prewhiten", dest="prewhiten", action="store_false")
     p.add_argument("-p", "--param", action="append", default=[], metavar="METHOD:KEY=VALUE")
     p.add_argument("--device", default="cpu")
     p.add_argument("--figure", type=Path, help="PNG of every method's images and |error| maps (first file)")
@@ -57,7 +58,7 @@ def main():
                     method = make_method(name, **params.get(name, {}))
                     start = time.perf_counter()
                     recon, _ = reconstruct_volume(file, method, MaskSpec("random", accel, fraction), args.device,
-                                                  progress=False, maps=args.maps)
+                                                  progress=False, maps=args.maps, prewhiten=args.prewhiten)
                     seconds = time.perf_counter() - start
                     m = volume_metrics(target, recon)
                     print(f"| {Path(file).name} | {name} | {accel}x | {m['SSIM']:.3f} | {m['PSNR']:.2f} | "

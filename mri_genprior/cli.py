@@ -50,12 +50,15 @@ def add_mask_arguments(parser: argparse.ArgumentParser) -> None:
                             "other input formats)")
 
 
-def add_maps_argument(parser: argparse.ArgumentParser) -> None:
+def add_calibration_arguments(parser: argparse.ArgumentParser) -> None:
     from .physics import DEFAULT_MAPS, MAPS
 
     parser.add_argument("--maps", default=DEFAULT_MAPS, choices=MAPS,
                         help=f"coil-map estimate from the calibration region (default: {DEFAULT_MAPS}); "
                              "see docs/real_data.md")
+    parser.add_argument("--no-prewhiten", dest="prewhiten", action="store_false",
+                        help="do not whiten the coil noise (by default its covariance is estimated from the "
+                             "k-space edges and the coils are prewhitened; see docs/real_data.md)")
 
 
 def _mask_spec(args):
@@ -75,7 +78,8 @@ def cmd_reconstruct(args) -> int:
 
     files = input_paths(args.inputs)
     out_dir = _ensure_writable_dir(args.output)
-    job = Job(args.method, params, _mask_spec(args), args.device, args.batch_size, maps=args.maps, fmt=args.format)
+    job = Job(args.method, params, _mask_spec(args), args.device, args.batch_size, maps=args.maps, fmt=args.format,
+              prewhiten=args.prewhiten)
     report = reconstruct_all(files, out_dir, job, args.workers, args.scheduler, args.overwrite, not args.quiet)
     for path in report.skipped:
         print(f"skip {path.name}: {output_path(args.format, out_dir, path)} exists (use --overwrite)")
@@ -141,7 +145,7 @@ def cmd_study(args) -> int:
         raise MriGenpriorError(f"parameters given for methods not in --methods: {', '.join(sorted(unknown))}")
     _ensure_writable_dir(args.output)
     spec = StudySpec(methods, args.accels, args.mask, args.center_fraction, params, args.prior, args.device,
-                     args.batch_size, args.maps)
+                     args.batch_size, args.maps, args.prewhiten)
     rows = run_study(args.data, args.output, spec, progress=not args.quiet)
     print(format_summary(summarize_rows(rows)), end="")
     print(f"study written to {args.output} (results.csv, summary.md, metrics_vs_accel.png, examples.png)")
@@ -218,7 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-p", "--param", action="append", type=_key_value, metavar="KEY=VALUE",
                    help="method hyper-parameter (repeatable); see the list below")
     add_mask_arguments(p)
-    add_maps_argument(p)
+    add_calibration_arguments(p)
     p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:1, ...")
     p.add_argument("--batch-size", type=int, default=4, help="slices solved together (default: 4)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs (default: skip them)")
@@ -262,7 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a method's hyper-parameter, e.g. csgm:restarts=8 (repeatable)")
     p.add_argument("--mask", default="random", choices=MASK_TYPES, help="default: random")
     p.add_argument("--center-fraction", type=float, default=0.08, help="default: 0.08")
-    add_maps_argument(p)
+    add_calibration_arguments(p)
     p.add_argument("--device", default="auto")
     p.add_argument("--batch-size", type=int, default=4, help="slices solved together (default: 4)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")

@@ -8,6 +8,7 @@ For each slice::
     k-space ─► (1-D or no file mask) readout-oversampling removal to reconSpace x
             ─► mask (the file's own, or a retrospective one), ``y = k * mask + 0.0``
             ─► scale by the 99th percentile of the zero-filled RSS image
+            ─► prewhiten the coils (noise covariance from the k-space edges; ``prewhiten``)
             ─► coil maps (low-resolution from the calibration region, or ESPIRiT)
             ─► one SensePhysics per batch of slices (maps, mask, calibration, device)
             ─► method.reconstruct(y, physics) -> Result ─► the physics' output convention
@@ -34,8 +35,8 @@ from tqdm.auto import tqdm
 
 from . import MriGenpriorError, masks
 from .io import Header, Volume
-from .physics import (DEFAULT_MAPS, Physics, SensePhysics, coil_maps, crop_or_pad, remove_readout_oversampling,
-                      resolve_maps, scale_factor)
+from .physics import (DEFAULT_MAPS, Physics, SensePhysics, coil_maps, crop_or_pad, prewhiten_coils,
+                      remove_readout_oversampling, resolve_maps, scale_factor, whitening_factor)
 from .readers import array_volume, open_input
 from .solvers.base import Method, Result
 from .writers import write_output
@@ -61,12 +62,14 @@ class MaskSpec:
 
 @dataclasses.dataclass
 class SliceBatch:
-    """Prepared inputs for a batch of B slices: scaled k-space ``y`` ``(B, C, H, W)`` on the
-    device, its physics, and the per-slice scales that undo the normalisation."""
+    """Prepared inputs for a batch of B slices: scaled (and prewhitened) k-space ``y``
+    ``(B, C, H, W)`` on the device, its physics, the per-slice scales that undo the
+    normalisation, and how many of the slices were prewhitened."""
 
     y: torch.Tensor
     physics: Physics
     scales: np.ndarray
+    whitened: int = 0
 
 
 def resolve_device(name: str | torch.device | None = None) -> torch.device:
@@ -98,9 +101,11 @@ def volume_mask(volume: Volume, spec: MaskSpec) -> Tuple[np.ndarray, bool, str]:
 
 
 def prepare_batch(volume: Volume, indices, mask: np.ndarray, crop_readout: bool, need_maps: bool,
-                  device: torch.device, maps: str = DEFAULT_MAPS) -> SliceBatch:
-    """Read, crop, mask, scale and calibrate (coil maps by ``maps``) the slices ``indices`` of ``volume``."""
-    ys, mps, scales = [], [], []
+                  device: torch.device, maps: str = DEFAULT_MAPS, prewhiten: bool = True) -> SliceBatch:
+    """Read, crop, mask, scale, prewhiten (if ``prewhiten`` and the noise covariance can be
+    estimated, :mod:`mri_genprior.physics.noise`) and calibrate (coil maps by ``maps``) the
+    slices ``indices`` of ``volume``."""
+    ys, mps, scales, mixes = [], [], [], []
     weights = None
     for i in indices:
         k = volume.read_slice(i)
@@ -110,13 +115,20 @@ def prepare_batch(volume: Volume, indices, mask: np.ndarray, crop_readout: bool,
         y = (k * weights + 0.0).astype(np.complex64)  # + 0.0: no signed zeros (fastMRI 2019 leak)
         scale = scale_factor(y)
         y /= scale
+        factor = whitening_factor(y, weights) if prewhiten and y.shape[0] > 1 else None
+        if factor is not None:
+            y = prewhiten_coils(y, factor)
+        mixes.append(np.eye(y.shape[0], dtype=np.complex64) if factor is None else factor)
         ys.append(y)
         scales.append(scale)
         if need_maps:
             mps.append(coil_maps(y, mask, maps, device))
+    whitened = sum(not np.array_equal(m, np.eye(len(m))) for m in mixes)
     w = np.broadcast_to(weights, (len(ys),) + weights.shape).copy()
-    physics = SensePhysics.from_numpy(np.stack(mps) if need_maps else None, w, device)
-    return SliceBatch(torch.as_tensor(np.stack(ys), device=device), physics, np.asarray(scales, np.float32))
+    physics = SensePhysics.from_numpy(np.stack(mps) if need_maps else None, w, device,
+                                      coil_mix=np.stack(mixes) if whitened else None)
+    return SliceBatch(torch.as_tensor(np.stack(ys), device=device), physics, np.asarray(scales, np.float32),
+                      whitened)
 
 
 def reconstruct_batch(method: Method, y: torch.Tensor, physics: Physics) -> Result:
@@ -144,14 +156,15 @@ def reconstruct_batch(method: Method, y: torch.Tensor, physics: Physics) -> Resu
 
 def reconstruct_opened(volume: Volume, method: Method, mask_spec: MaskSpec = MaskSpec(),
                        device: str | torch.device | None = None, batch_size: int = 4, progress: bool = True,
-                       maps: str = DEFAULT_MAPS) -> Tuple[np.ndarray, dict]:
+                       maps: str = DEFAULT_MAPS, prewhiten: bool = True) -> Tuple[np.ndarray, dict]:
     """Reconstruct every slice of an open volume (the core of every entry point).
 
     Returns
     -------
     recon : ``(slices, recon_x, recon_y)`` float32 magnitude images in the input's units.
     info : provenance — method settings, input format (and what its reader flagged),
-        mask kind and achieved acceleration, coil maps, output voxel size, device,
+        mask kind and achieved acceleration, coil maps, the number of prewhitened
+        slices, output voxel size, device,
         seconds, and per-slice diagnostics reported by the method; with methods that
         report uncertainty (posterior sampling, ``csgm ... std_map=True``), also
         ``reconstruction_std``, a ``(slices, recon_x, recon_y)`` array on the scale of ``recon``.
@@ -162,10 +175,11 @@ def reconstruct_opened(volume: Volume, method: Method, mask_spec: MaskSpec = Mas
     out_shape = volume.header.recon[:2]
     recon = np.empty((volume.num_slices,) + tuple(out_shape), dtype=np.float32)
     bar = tqdm(total=volume.num_slices, desc=volume.path.name, unit="slice", disable=not progress, leave=False)
-    diagnostics, std = [], None
+    diagnostics, std, whitened = [], None, 0
     for first in range(0, volume.num_slices, batch_size):
         indices = range(first, min(first + batch_size, volume.num_slices))
-        batch = prepare_batch(volume, indices, mask, crop_readout, method.needs_maps, device, maps)
+        batch = prepare_batch(volume, indices, mask, crop_readout, method.needs_maps, device, maps, prewhiten)
+        whitened += batch.whitened
         try:
             result = reconstruct_batch(method, batch.y, batch.physics)
         except MriGenpriorError as err:
@@ -191,6 +205,7 @@ def reconstruct_opened(volume: Volume, method: Method, mask_spec: MaskSpec = Mas
         "center_fraction": mask_spec.center_fraction if source != "file" else None,
         "coil_maps": (resolve_maps(maps, masks.calibration_region(mask, batch.y.shape[-2:])[1])
                       if method.needs_maps and batch.y.shape[1] > 1 else None),
+        "prewhitened_slices": whitened,
         "voxel_size_mm": volume.header.voxel_size_mm,
         "device": str(device),
         "seconds": round(time.perf_counter() - start, 3),
@@ -204,18 +219,19 @@ def reconstruct_opened(volume: Volume, method: Method, mask_spec: MaskSpec = Mas
 
 def reconstruct_volume(path: os.PathLike | str, method: Method, mask_spec: MaskSpec = MaskSpec(),
                        device: str | torch.device | None = None, batch_size: int = 4,
-                       progress: bool = True, maps: str = DEFAULT_MAPS) -> Tuple[np.ndarray, dict]:
+                       progress: bool = True, maps: str = DEFAULT_MAPS, prewhiten: bool = True
+                       ) -> Tuple[np.ndarray, dict]:
     """Reconstruct every slice of a k-space file in any supported format (fastMRI or
     ISMRMRD HDF5, BART ``.cfl``, ``.npy``); returns ``(recon, info)`` as
     :func:`reconstruct_opened` does."""
     with open_input(path) as volume:
-        return reconstruct_opened(volume, method, mask_spec, device, batch_size, progress, maps)
+        return reconstruct_opened(volume, method, mask_spec, device, batch_size, progress, maps, prewhiten)
 
 
 def reconstruct_kspace(kspace, method: Method, mask=None, *, header: Header | str | None = None,
                        name: str = "kspace", single_coil: bool = False, mask_spec: MaskSpec = MaskSpec(),
                        device: str | torch.device | None = None, batch_size: int = 4, progress: bool = False,
-                       maps: str = DEFAULT_MAPS) -> Tuple[np.ndarray, dict]:
+                       maps: str = DEFAULT_MAPS, prewhiten: bool = True) -> Tuple[np.ndarray, dict]:
     """Reconstruct k-space held in memory; the same pipeline as the files.
 
     Parameters
@@ -238,13 +254,14 @@ def reconstruct_kspace(kspace, method: Method, mask=None, *, header: Header | st
     images and their provenance.
     """
     volume = array_volume(kspace, mask, header, name, single_coil)
-    return reconstruct_opened(volume, method, mask_spec, device, batch_size, progress, maps)
+    return reconstruct_opened(volume, method, mask_spec, device, batch_size, progress, maps, prewhiten)
 
 
 def reconstruct_file(path: os.PathLike | str, out_dir: os.PathLike | str, method: Method,
                      mask_spec: MaskSpec = MaskSpec(), device=None, batch_size: int = 4,
-                     progress: bool = True, maps: str = DEFAULT_MAPS, fmt: str = "h5") -> Path:
+                     progress: bool = True, maps: str = DEFAULT_MAPS, fmt: str = "h5", prewhiten: bool = True
+                     ) -> Path:
     """Reconstruct ``path`` and write it to ``out_dir`` in format ``fmt`` (see
     :mod:`mri_genprior.writers`) atomically; return the output path."""
-    recon, info = reconstruct_volume(path, method, mask_spec, device, batch_size, progress, maps)
+    recon, info = reconstruct_volume(path, method, mask_spec, device, batch_size, progress, maps, prewhiten)
     return write_output(fmt, out_dir, path, recon, info)

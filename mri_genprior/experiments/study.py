@@ -53,6 +53,7 @@ class StudySpec:
     device: Optional[str] = None
     batch_size: int = 4
     maps: str = DEFAULT_MAPS
+    prewhiten: bool = True
 
 
 def _accel_label(accel: float) -> str:
@@ -97,7 +98,8 @@ def run_study(data: Sequence[os.PathLike | str], study_dir: os.PathLike | str, s
         out = cell_path(study_dir, name, accel, file)
         try:
             reconstruct_file(file, out.parent, methods[name], MaskSpec(spec.mask, accel, spec.center_fraction),
-                             spec.device, spec.batch_size, progress=False, maps=spec.maps)
+                             spec.device, spec.batch_size, progress=False, maps=spec.maps,
+                             prewhiten=spec.prewhiten)
         except MriGenpriorError as err:
             failed.append(f"{file.name} {name} {_accel_label(accel)}: {err}")
             print(f"error: {failed[-1]}", file=sys.stderr)

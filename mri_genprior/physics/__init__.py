@@ -6,15 +6,18 @@
   (:class:`SensePhysics` for Cartesian SENSE, :class:`CoilPhysics` for coil images,
   :class:`SigpyPhysics` for any SigPy Linop).
 * :mod:`.coils`: coil maps (low-resolution or ESPIRiT) and SENSE coil combination.
+* :mod:`.noise`: coil noise covariance from the k-space edges, prewhitening.
 * :mod:`.preprocess`: readout-oversampling removal, crops, slice scaling, RSS.
 """
 
 from .coils import (DEFAULT_MAPS, MAPS, coil_combine, coil_maps, espirit_maps, joint_maps, lowres_maps,
                     resolve_maps, sigpy_device)
+from .noise import noise_covariance, prewhiten_coils, whitening_factor
 from .operators import Operator, SigpyOperator, complex_randn, fft2c, ifft2c, to_channels
 from .preprocess import crop_or_pad, ifft2c_np, percentile_scale, remove_readout_oversampling, rss, scale_factor
 from .sense import CoilPhysics, Physics, SensePhysics, SigpyPhysics
 
 __all__ = ["Operator", "SigpyOperator", "Physics", "SensePhysics", "CoilPhysics", "SigpyPhysics", "complex_randn", "to_channels",
            "fft2c", "ifft2c", "DEFAULT_MAPS", "MAPS", "coil_combine", "coil_maps", "espirit_maps", "joint_maps", "lowres_maps", "resolve_maps",
-           "sigpy_device", "crop_or_pad", "ifft2c_np", "percentile_scale", "remove_readout_oversampling", "rss", "scale_factor"]
+           "sigpy_device", "crop_or_pad", "ifft2c_np", "percentile_scale", "remove_readout_oversampling", "rss", "scale_factor",
+           "noise_covariance", "prewhiten_coils", "whitening_factor"]

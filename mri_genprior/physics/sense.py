@@ -23,7 +23,7 @@ import torch
 
 from .. import MriGenpriorError
 from .coils import sigpy_device
-from .operators import Operator, SigpyOperator, array_to_tensor, fft2c, ifft2c, tensor_to_array
+from .operators import Operator, SigpyOperator, fft2c, ifft2c, tensor_to_array
 
 
 READOUT_SEGMENTS = 8  # cross-validation holds out a line's readout in this many runs (see validation_folds)
@@ -97,6 +97,10 @@ class SensePhysics(Physics):
         ``sigpy.mri.linop.Sense``, their square root is applied.
     calibration_width : side of the centred, fully sampled calibration square; None
         reads it from the weights (:func:`mri_genprior.masks.calibration_width`).
+    coil_mix : ``(B, C, C)`` (B may be 1) factor ``L`` of the coil noise covariance the
+        measurements were prewhitened with (``y = L⁻¹ k``, :mod:`~mri_genprior.physics.noise`),
+        or None. Coil images are mixed back (``L ·``) before every RSS, so written images
+        are RSS images of the coils as acquired, as fastMRI's references are.
 
     Notes
     -----
@@ -104,7 +108,8 @@ class SensePhysics(Physics):
     The written magnitude is the RSS of the data-consistent coil images (:meth:`output`).
     """
 
-    def __init__(self, maps: Optional[torch.Tensor], weights: torch.Tensor, calibration_width: Optional[int] = None):
+    def __init__(self, maps: Optional[torch.Tensor], weights: torch.Tensor, calibration_width: Optional[int] = None,
+                 coil_mix: Optional[torch.Tensor] = None):
         from ..masks import calibration_width as width_of
 
         if weights.ndim != 3 or (maps is not None and (maps.ndim != 4 or maps.shape[-2:] != weights.shape[-2:])):
@@ -112,6 +117,7 @@ class SensePhysics(Physics):
                 f"SensePhysics: maps (B, C, H, W) and weights (B, H, W) must agree, got "
                 f"{None if maps is None else tuple(maps.shape)} and {tuple(weights.shape)}")
         self.maps = None if maps is None else maps.to(torch.complex64)
+        self.coil_mix = None if coil_mix is None else coil_mix.to(torch.complex64)
         self.weights = weights.to(torch.float32)
         self.sqrt_weights = self.weights.sqrt()[:, None]
         self.device = weights.device
@@ -123,10 +129,13 @@ class SensePhysics(Physics):
 
     @classmethod
     def from_numpy(cls, maps: Optional[np.ndarray], weights: np.ndarray, device: torch.device | str,
-                   calibration_width: Optional[int] = None) -> "SensePhysics":
-        """Build from NumPy maps ``(B, C, H, W)`` (or None) and weights ``(B, H, W)`` on ``device``."""
-        return cls(None if maps is None else torch.as_tensor(np.asarray(maps), device=device),
-                   torch.as_tensor(np.asarray(weights), device=device), calibration_width)
+                   calibration_width: Optional[int] = None, coil_mix: Optional[np.ndarray] = None) -> "SensePhysics":
+        """Build from NumPy maps ``(B, C, H, W)`` (or None), weights ``(B, H, W)`` and
+        ``coil_mix`` ``(B, C, C)`` (or None) on ``device``."""
+        def tensor(a):
+            return None if a is None else torch.as_tensor(np.asarray(a), device=device)
+
+        return cls(tensor(maps), tensor(weights), calibration_width, tensor(coil_mix))
 
     def _need_maps(self) -> torch.Tensor:
         if self.maps is None:
@@ -157,7 +166,7 @@ class SensePhysics(Physics):
         def pick(t):
             return t if t is None or t.shape[0] == 1 else t[index]
 
-        return SensePhysics(pick(self.maps), pick(self.weights), self.calibration_width)
+        return SensePhysics(pick(self.maps), pick(self.weights), self.calibration_width, pick(self.coil_mix))
 
     def calibration_phase(self, y: torch.Tensor) -> torch.Tensor:
         """Phase of the adjoint of the centre ``w × w`` k-space block, ``w = max(4, calibration_width)``."""
@@ -168,15 +177,15 @@ class SensePhysics(Physics):
         return torch.angle(self.adjoint(y * window))
 
     def zero_filled(self, y: torch.Tensor) -> torch.Tensor:
-        """Root sum of squares of the coil images ``F⁻¹ y`` (the fastMRI zero-filled baseline)."""
-        import sigpy as sp
+        """Root sum of squares of the coil images ``F⁻¹ y`` (the fastMRI zero-filled baseline),
+        coils mixed back by ``coil_mix``."""
+        return ifft2c(self._unwhiten(y)).abs().pow(2).sum(1).sqrt().to(torch.complex64)
 
-        arr = tensor_to_array(y)
-        with sp.get_device(arr):
-            xp = sp.get_array_module(arr)
-            coil_images = sp.ifft(arr, axes=(-2, -1)).astype(xp.complex64)
-            out = xp.sqrt(xp.sum(xp.abs(coil_images) ** 2, axis=1)).astype(xp.complex64)
-        return array_to_tensor(out, y.device)
+    def _unwhiten(self, kspace: torch.Tensor) -> torch.Tensor:
+        """``coil_mix · kspace`` for ``(B, C, H, W)`` coil data (itself without ``coil_mix``)."""
+        if self.coil_mix is None:
+            return kspace
+        return torch.einsum("bij,bjhw->bihw", self.coil_mix.expand(kspace.shape[0], -1, -1), kspace)
 
     def validation_folds(self, y: torch.Tensor, folds: int, rng: torch.Generator) -> torch.Tensor:
         """Cross-validation folds: the measured samples outside the calibration region, dealt
@@ -224,13 +233,14 @@ class SensePhysics(Physics):
             return self._consistent_rss(fft2c(self.maps * torch.as_tensor(images, device=self.device)[:, None]), y)
 
     def coil_images(self, coils: int) -> "CoilPhysics":
-        return CoilPhysics(self.weights, coils, self.calibration_width)
+        return CoilPhysics(self.weights, coils, self.calibration_width, self.coil_mix)
 
     def _consistent_rss(self, kspace: torch.Tensor, y: torch.Tensor) -> np.ndarray:
-        """RSS ``(B, H, W)`` float32 of coil ``kspace`` ``(B, C, H, W)`` with the measured samples set to ``y``."""
+        """RSS ``(B, H, W)`` float32 of coil ``kspace`` ``(B, C, H, W)`` with the measured samples
+        set to ``y``, coils mixed back by ``coil_mix``."""
         sampled = self.sqrt_weights > 0
         kspace = torch.where(sampled, y / torch.where(sampled, self.sqrt_weights, 1.0), kspace)
-        return ifft2c(kspace).abs().pow(2).sum(1).sqrt().cpu().numpy().astype(np.float32)
+        return self.zero_filled(kspace).real.cpu().numpy().astype(np.float32)
 
 
 class CoilPhysics(SensePhysics):
@@ -240,8 +250,9 @@ class CoilPhysics(SensePhysics):
     magnitude is the RSS of the data-consistent coil images.
     """
 
-    def __init__(self, weights: torch.Tensor, coils: int, calibration_width: Optional[int] = None):
-        super().__init__(None, weights, calibration_width)
+    def __init__(self, weights: torch.Tensor, coils: int, calibration_width: Optional[int] = None,
+                 coil_mix: Optional[torch.Tensor] = None):
+        super().__init__(None, weights, calibration_width, coil_mix)
         self.coils = int(coils)
         self.ishape = (self.coils,) + tuple(weights.shape[-2:])
         self.oshape = self.ishape
@@ -262,7 +273,8 @@ class CoilPhysics(SensePhysics):
             return sp.linop.Multiply(self.ishape, weights) * sp.linop.FFT(self.ishape, axes=(-2, -1))
 
     def select(self, index: Sequence[int]) -> "CoilPhysics":
-        return CoilPhysics(super().select(index).weights, self.coils, self.calibration_width)
+        picked = super().select(index)
+        return CoilPhysics(picked.weights, self.coils, self.calibration_width, picked.coil_mix)
 
     def calibration_phase(self, y: torch.Tensor) -> torch.Tensor:
         raise MriGenpriorError("CoilPhysics: coil images have no single phase (use a 2C-channel network)")

@@ -1,0 +1,120 @@
+"""Coil noise covariance from the k-space edges, prewhitening, and the pipeline's use of it."""
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import REAL_KSPACE, crandn
+from mri_genprior.physics import SensePhysics, fft2c, ifft2c, noise_covariance, prewhiten_coils, whitening_factor
+from mri_genprior.physics.noise import edge_rows
+from mri_genprior.recon import MaskSpec, reconstruct_kspace, reconstruct_volume
+from mri_genprior.solvers import make_method
+
+
+def _correlation(samples):
+    cov = samples @ samples.conj().T / samples.shape[1]
+    d = np.sqrt(np.real(np.diag(cov)))
+    return np.abs(cov) / np.outer(d, d), d
+
+
+def _correlated_kspace(rng, coils=6, h=256, w=128):
+    """Smooth-object coil k-space plus noise of a known covariance; returns (kspace, covariance, weights)."""
+    yy, xx = np.mgrid[-1:1:h * 1j, -1:1:w * 1j]
+    image = 20 * np.exp(-(xx ** 2 + yy ** 2) / 0.1)
+    phases = np.exp(1j * rng.uniform(0, 2 * np.pi, (coils, 1, 1)) * (1 + xx + yy))
+    signal = fft2c(torch.from_numpy((image * phases).astype(np.complex64))).numpy()
+    mix = np.eye(coils) + 0.2 * crandn(rng, (coils, coils))
+    cov = mix @ mix.conj().T
+    noise = (mix @ crandn(rng, (coils, h * w))).reshape(coils, h, w) / np.sqrt(2)
+    weights = np.broadcast_to(rng.random(w) < 0.5, (h, w)).astype(np.float32)
+    return ((signal + noise) * weights).astype(np.complex64), cov, weights
+
+
+def test_noise_covariance_recovers_a_known_covariance(rng):
+    kspace, cov, weights = _correlated_kspace(rng)
+    estimate = noise_covariance(kspace, weights)
+    assert np.linalg.norm(estimate - cov) < 0.1 * np.linalg.norm(cov)
+
+
+def test_whitened_noise_is_white_with_the_same_mean_power(rng):
+    kspace, cov, weights = _correlated_kspace(rng)
+    factor = whitening_factor(kspace, weights)
+    np.testing.assert_allclose(factor @ factor.conj().T, cov / np.mean(np.diag(cov).real), atol=0.1)
+    white = prewhiten_coils(kspace, factor)
+    e, w = edge_rows(kspace.shape[1]), kspace.shape[2]
+    corr, std = _correlation(white[:, :e, :w // 4][:, weights[:e, :w // 4] > 0])
+    raw_corr, raw_std = _correlation(kspace[:, :e, :w // 4][:, weights[:e, :w // 4] > 0])
+    assert corr[~np.eye(len(corr), dtype=bool)].max() < 0.1 < raw_corr[~np.eye(len(corr), dtype=bool)].max()
+    assert np.abs(std / raw_std.mean() - 1).max() < 0.1  # equal coil noise, mean power kept
+
+
+def test_no_estimate_without_edge_samples_or_with_dependent_coils(rng):
+    kspace, _, weights = _correlated_kspace(rng)
+    e = edge_rows(kspace.shape[1])
+    cut = kspace.copy()
+    cut[:, :e] = cut[:, -e:] = 0  # e.g. asymmetric echo or zero-padded readout edges
+    assert whitening_factor(cut, weights) is None
+    dependent = np.concatenate([kspace, kspace[:1] + kspace[1:2]])  # a coil that is the sum of two others
+    assert whitening_factor(dependent, weights) is None
+
+
+def test_real_coil_noise_is_decorrelated_by_the_other_edge():
+    """On the real brain, a whitening estimated from the top k-space corners alone whitens the bottom ones."""
+    kspace = np.load(REAL_KSPACE)
+    c, h, w = kspace.shape
+    e = edge_rows(h)
+    top = np.zeros((h, w), np.float32)
+    top[:e] = 1
+    factor = whitening_factor(kspace, top)
+    cols = np.r_[0:w // 4, w - w // 4:w]
+    off = ~np.eye(c, dtype=bool)
+    raw, _ = _correlation(kspace[:, -e:, cols].reshape(c, -1))
+    white, std = _correlation(prewhiten_coils(kspace, factor)[:, -e:, cols].reshape(c, -1))
+    assert raw[off].max() > 0.2 and white[off].max() < 0.1, (raw[off].max(), white[off].max())
+    assert np.abs(std / std.mean() - 1).max() < 0.1
+
+
+def test_outputs_are_rss_images_of_the_coils_as_acquired(rng):
+    """With a whitening, the zero-filled image and the data-consistent output mix the coils back."""
+    kspace, _, weights = _correlated_kspace(rng, h=64, w=64)
+    factor = whitening_factor(kspace, weights)
+    white = torch.from_numpy(prewhiten_coils(kspace, factor))[None]
+    raw_rss = ifft2c(torch.from_numpy(kspace)).abs().pow(2).sum(0).sqrt().numpy()
+    physics = SensePhysics.from_numpy(crandn(rng, (1, 6, 64, 64)), weights[None], "cpu", coil_mix=factor[None])
+    np.testing.assert_allclose(physics.zero_filled(white)[0].real.numpy(), raw_rss, rtol=1e-3, atol=1e-3)
+    out = physics.output(crandn(rng, (1, 64, 64)), white)  # measured samples restored, coils mixed back
+    full = SensePhysics.from_numpy(physics.maps.numpy(), np.ones((1, 64, 64), np.float32), "cpu",
+                                   coil_mix=factor[None])
+    assert not np.allclose(out, raw_rss, rtol=0.1)
+    np.testing.assert_allclose(full.output(np.zeros((1, 64, 64), np.complex64),
+                                           torch.from_numpy(prewhiten_coils(kspace, factor))[None])[0],
+                               raw_rss, rtol=1e-3, atol=1e-3)
+
+
+def test_pipeline_prewhitens_by_default_and_records_it():
+    real = np.load(REAL_KSPACE)
+    on, info_on = reconstruct_kspace(real, make_method("zero-filled"), name="brain_8coil.h5")
+    off, info_off = reconstruct_kspace(real, make_method("zero-filled"), name="brain_8coil.h5", prewhiten=False)
+    assert info_on["prewhitened_slices"] == 1 and info_off["prewhitened_slices"] == 0
+    np.testing.assert_allclose(on, off, rtol=1e-3, atol=1e-4 * off.max())  # the baseline is unchanged
+    _, info = reconstruct_kspace(real[0], make_method("zero-filled"))
+    assert info["prewhitened_slices"] == 0  # one coil: nothing to whiten
+
+
+def test_no_noise_estimate_where_the_corners_hold_coherent_signal(synth_file):
+    """The synthetic scans' k-space corners are dominated by signal (low noise, sharp edges)."""
+    _, info = reconstruct_volume(synth_file, make_method("zero-filled"), MaskSpec("random", 4, 0.25), "cpu",
+                                 progress=False)
+    assert info["prewhitened_slices"] == 0
+
+
+@pytest.mark.parametrize("prewhiten", [True, False])
+def test_cli_no_prewhiten_flag(tmp_path, prewhiten):
+    import h5py
+
+    from mri_genprior.cli import main
+
+    args = ["reconstruct", str(REAL_KSPACE), "-o", str(tmp_path), "--method", "zero-filled", "-q"]
+    assert main(args + ([] if prewhiten else ["--no-prewhiten"])) == 0
+    with h5py.File(tmp_path / "kspace.h5") as f:
+        assert f.attrs["prewhitened_slices"] == (1 if prewhiten else 0)
