@@ -110,3 +110,12 @@ def test_non_cartesian_sigpy_sense_drives_a_generative_method(radial_problem, tm
                          restarts=4)
     x = reconstruct_batch(method, y, physics).images
     assert np.linalg.norm(x - x0.abs().numpy()) / np.linalg.norm(x0.numpy()) < 0.05
+
+
+def test_lamda_ladder_stops_after_two_worse_rungs_but_not_below_a_best_top_rung():
+    from mri_genprior.solvers.classical import ladder_done
+
+    assert ladder_done([10, 5, 6, 6], 1)
+    assert not ladder_done([10, 5, 6], 1)          # one rung after the best
+    assert not ladder_done([10, 5, 5.4, 6], 1)     # 5.4 is within 10 % of the best
+    assert not ladder_done([32.3, 36.0, 35.6], 0)  # a bump below the (near-zero) top rung

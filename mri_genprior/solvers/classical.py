@@ -95,6 +95,14 @@ LADDER = tuple(10.0 ** (-k / 2) for k in range(11))  # λ = 1 … 1e-5, half-dec
 PATIENCE = 1.1  # the ladder stops after two rungs whose validation error exceeds the best by this factor
 
 
+def ladder_done(errors, best: int) -> bool:
+    """Whether the λ ladder may stop: the last two of its validation ``errors`` both exceed
+    :data:`PATIENCE` × the best (index ``best``), and the best is not the top rung, whose
+    solution is nearly zero: below it the error can rise for a few rungs before it falls
+    (a synthetic 256² scan at 4×: 32.3, 36.0, 35.6, …, 16.1 at λ = 3e-4)."""
+    return best > 0 and len(errors) - 1 - best >= 2 and min(errors[-2:]) > PATIENCE * errors[best]
+
+
 def _solve(linop, y, regularizer: str, lamda: float, max_iter: int, x=None):
     """``min_x ½‖A x − y‖² + R_λ(x)`` with SigPy, from ``x`` (warm start) or zero."""
     import sigpy as sp
@@ -115,8 +123,8 @@ class SigpyRecon(Method):
     ladder :data:`LADDER` (largest λ first, each warm-started from the last), and the λ
     whose solutions best predict the left-out samples, summed over the folds, wins. The
     ladder stops once the last two rungs are both more than 10 % (:data:`PATIENCE`) worse
-    than the best (the error can bump at the top of the ladder, where the solutions are
-    nearly zero, before it falls); the final solve uses every sample, warm-started
+    than the best, unless the best is the top rung (:func:`ladder_done`: the error can bump
+    below the top of the ladder, where the solutions are nearly zero, before it falls); the final solve uses every sample, warm-started
     from the folds' mean. The chosen λ and the ladder's errors are in the diagnostics.
     """
 
@@ -148,7 +156,7 @@ class SigpyRecon(Method):
             errors.append(sum(float(xp.linalg.norm(h * (linop(x) - y)) ** 2) for h, x in zip(held, xs)))
             if best is None or errors[-1] < errors[best[0]]:
                 best = (len(errors) - 1, lamda, sum(xs) / len(xs))
-            elif len(errors) - 1 - best[0] >= 2 and min(errors[-2:]) > PATIENCE * errors[best[0]]:
+            elif ladder_done(errors, best[0]):
                 break
         return best[1], best[2], {"lamda": best[1], "ladder": list(LADDER[:len(errors)]),
                                   "validation_errors": errors}
