@@ -58,7 +58,7 @@ def add_calibration_arguments(parser: argparse.ArgumentParser) -> None:
                              "see docs/real_data.md")
     parser.add_argument("--no-prewhiten", dest="prewhiten", action="store_false",
                         help="do not whiten the coil noise (by default its covariance is estimated from the "
-                             "k-space edges and the coils are prewhitened; see docs/real_data.md)")
+                             "k-space corners and the coils are prewhitened; see docs/real_data.md)")
 
 
 def _mask_spec(args):

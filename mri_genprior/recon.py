@@ -8,7 +8,7 @@ For each slice::
     k-space ─► (1-D or no file mask) readout-oversampling removal to reconSpace x
             ─► mask (the file's own, or a retrospective one), ``y = k * mask + 0.0``
             ─► scale by the 99th percentile of the zero-filled RSS image
-            ─► prewhiten the coils (noise covariance from the k-space edges; ``prewhiten``)
+            ─► prewhiten the coils (noise covariance from the k-space corners; ``prewhiten``)
             ─► coil maps (low-resolution from the calibration region, or ESPIRiT)
             ─► one SensePhysics per batch of slices (maps, mask, calibration, device)
             ─► method.reconstruct(y, physics) -> Result ─► the physics' output convention
@@ -106,7 +106,7 @@ def prepare_batch(volume: Volume, indices, mask: np.ndarray, crop_readout: bool,
     estimated, :mod:`mri_genprior.physics.noise`) and calibrate (coil maps by ``maps``) the
     slices ``indices`` of ``volume``."""
     ys, mps, scales, mixes = [], [], [], []
-    weights = None
+    weights, whitened = None, 0
     for i in indices:
         k = volume.read_slice(i)
         if crop_readout:
@@ -118,12 +118,12 @@ def prepare_batch(volume: Volume, indices, mask: np.ndarray, crop_readout: bool,
         factor = whitening_factor(y, weights) if prewhiten and y.shape[0] > 1 else None
         if factor is not None:
             y = prewhiten_coils(y, factor)
+            whitened += 1
         mixes.append(np.eye(y.shape[0], dtype=np.complex64) if factor is None else factor)
         ys.append(y)
         scales.append(scale)
         if need_maps:
             mps.append(coil_maps(y, mask, maps, device))
-    whitened = sum(not np.array_equal(m, np.eye(len(m))) for m in mixes)
     w = np.broadcast_to(weights, (len(ys),) + weights.shape).copy()
     physics = SensePhysics.from_numpy(np.stack(mps) if need_maps else None, w, device,
                                       coil_mix=np.stack(mixes) if whitened else None)

@@ -6,7 +6,7 @@
   (:class:`SensePhysics` for Cartesian SENSE, :class:`CoilPhysics` for coil images,
   :class:`SigpyPhysics` for any SigPy Linop).
 * :mod:`.coils`: coil maps (low-resolution or ESPIRiT) and SENSE coil combination.
-* :mod:`.noise`: coil noise covariance from the k-space edges, prewhitening.
+* :mod:`.noise`: coil noise covariance from the k-space corners, prewhitening.
 * :mod:`.preprocess`: readout-oversampling removal, crops, slice scaling, RSS.
 """
 

@@ -23,6 +23,7 @@ import torch
 
 from .. import MriGenpriorError
 from .coils import sigpy_device
+from .noise import edge_rows
 from .operators import Operator, SigpyOperator, fft2c, ifft2c, tensor_to_array
 
 
@@ -179,7 +180,11 @@ class SensePhysics(Physics):
     def zero_filled(self, y: torch.Tensor) -> torch.Tensor:
         """Root sum of squares of the coil images ``F⁻¹ y`` (the fastMRI zero-filled baseline),
         coils mixed back by ``coil_mix``."""
-        return ifft2c(self._unwhiten(y)).abs().pow(2).sum(1).sqrt().to(torch.complex64)
+        return self._rss(y).to(torch.complex64)
+
+    def _rss(self, kspace: torch.Tensor) -> torch.Tensor:
+        """Real ``(B, H, W)`` RSS of the inverse FFT of coil ``kspace``, coils mixed back by ``coil_mix``."""
+        return ifft2c(self._unwhiten(kspace)).abs().pow(2).sum(1).sqrt()
 
     def _unwhiten(self, kspace: torch.Tensor) -> torch.Tensor:
         """``coil_mix · kspace`` for ``(B, C, H, W)`` coil data (itself without ``coil_mix``)."""
@@ -216,8 +221,7 @@ class SensePhysics(Physics):
         signal: the measured samples of the outer ``H/16`` readout rows at each edge, all coils.
         For complex Gaussian noise ``|n|²`` is exponential with median ``2σ² ln 2``, so
         ``σ = √(median |y|² / (2 ln 2))``; the median ignores the few signal-bearing samples."""
-        h = self.image_shape[0]
-        e = max(2, h // 16)
+        e = edge_rows(self.image_shape[0])
         edge = torch.cat([y[..., :e, :], y[..., -e:, :]], dim=-2)
         sampled = torch.cat([self.sqrt_weights[..., :e, :], self.sqrt_weights[..., -e:, :]], dim=-2) > 0
         power = torch.where(sampled, edge.abs() ** 2, torch.nan).flatten(1)
@@ -240,7 +244,7 @@ class SensePhysics(Physics):
         set to ``y``, coils mixed back by ``coil_mix``."""
         sampled = self.sqrt_weights > 0
         kspace = torch.where(sampled, y / torch.where(sampled, self.sqrt_weights, 1.0), kspace)
-        return self.zero_filled(kspace).real.cpu().numpy().astype(np.float32)
+        return self._rss(kspace).cpu().numpy().astype(np.float32)
 
 
 class CoilPhysics(SensePhysics):
