@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 import torch
 
-from ..physics import Operator
+from ..physics.operators import Operator, residual_misfit
 from ..priors.networks import ExpansiveReLU
 from ..solvers.latent import FitOptions, fit
 
@@ -65,6 +65,10 @@ class Magnitude:
         return self.operator.forward(x).abs().to(torch.complex64)
 
     __call__ = forward
+
+    def misfit(self, y: torch.Tensor, held: Optional[torch.Tensor] = None):
+        """The misfit ``‖|A x| − y‖²`` (see :meth:`mri_genprior.physics.Operator.misfit`)."""
+        return residual_misfit(self.forward, y, held)
 
 
 def risk_along_ray(dims: Sequence[int], m: int, ts: Sequence[float], seed: int = 0) -> np.ndarray:

@@ -11,7 +11,7 @@ operators. :meth:`~Operator.adjointness_test` checks the adjoint numerically.
 
 from __future__ import annotations
 
-from typing import Sequence, Tuple
+from typing import Callable, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -31,6 +31,34 @@ def ifft2c(k: torch.Tensor) -> torch.Tensor:
     """Centred orthonormal 2-D inverse FFT over the last two axes."""
     k = torch.fft.ifftshift(k, dim=FFT_DIMS)
     return torch.fft.fftshift(torch.fft.ifft2(k, dim=FFT_DIMS, norm="ortho"), dim=FFT_DIMS)
+
+
+def squared_norms(x: torch.Tensor) -> torch.Tensor:
+    """Per-item squared norms ``(B,)`` of a ``(B, ...)`` tensor (real or complex)."""
+    if x.is_complex():
+        x = torch.view_as_real(x.resolve_conj())
+    return x.square().flatten(1).sum(1)
+
+
+def residual_misfit(forward: Callable, y: torch.Tensor, held: Optional[torch.Tensor] = None) -> Callable:
+    """The data misfit of measurements ``y`` ``(B, ...)`` under the model ``forward``.
+
+    Returns ``losses(x) -> (train, val)``: per-item ``‖forward(x) − y‖²`` ``(B,)`` over the
+    samples outside the boolean ``held`` (broadcast against ``y``; all samples when None),
+    differentiable in ``x``, and the same over the samples in ``held`` (detached; None
+    without ``held``).
+    """
+    keep = None if held is None else (~held).to(torch.float32)
+
+    def losses(x: torch.Tensor):
+        residual = forward(x) - y
+        train = squared_norms(residual if keep is None else residual * keep)
+        if held is None:
+            return train, None
+        with torch.no_grad():
+            return train, squared_norms(residual * held)
+
+    return losses
 
 
 def complex_randn(shape: Sequence[int], rng: torch.Generator | Sequence[torch.Generator], device: torch.device | str = "cpu",
@@ -76,6 +104,11 @@ class Operator:
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward(x)
+
+    def misfit(self, y: torch.Tensor, held: Optional[torch.Tensor] = None) -> Callable:
+        """The data misfit of measurements ``y`` ``(B, *oshape)`` as a function of the image:
+        :func:`residual_misfit` of :meth:`forward` (subclasses may compute it faster)."""
+        return residual_misfit(self.forward, y, held)
 
     def check(self, t: torch.Tensor, shape: Tuple[int, ...], what: str) -> None:
         """Raise a :class:`~mri_genprior.MriGenpriorError` naming the operator if ``t`` is

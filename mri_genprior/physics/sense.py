@@ -23,6 +23,7 @@ import torch
 
 from .. import MriGenpriorError
 from .coils import sigpy_device
+from .misfit import CartesianMisfit
 from .noise import edge_rows
 from .operators import Operator, SigpyOperator, fft2c, ifft2c, tensor_to_array
 
@@ -144,13 +145,33 @@ class SensePhysics(Physics):
                                    "that needs none)")
         return self.maps
 
+    def _spread(self, x: torch.Tensor) -> torch.Tensor:
+        """Image ``(B, H, W)`` -> coil images ``S x`` ``(B, C, H, W)``."""
+        return self._need_maps() * x[:, None]
+
+    def _gather(self, coil_images: torch.Tensor) -> torch.Tensor:
+        """The adjoint of :meth:`_spread`: ``Σ_c conj(S_c) · v_c``."""
+        return torch.sum(self._need_maps().conj() * coil_images, dim=1)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check(x, self.ishape, "image")
-        return self.sqrt_weights * fft2c(self._need_maps() * x[:, None])
+        return self.sqrt_weights * fft2c(self._spread(x))
 
     def adjoint(self, y: torch.Tensor) -> torch.Tensor:
         self.check(y, self.oshape, "k-space")
-        return torch.sum(self._need_maps().conj() * ifft2c(self.sqrt_weights * y), dim=1)
+        return self._gather(ifft2c(self.sqrt_weights * y))
+
+    def misfit(self, y: torch.Tensor, held: Optional[torch.Tensor] = None):
+        """:meth:`Operator.misfit`, fused (:class:`~mri_genprior.physics.misfit.CartesianMisfit`):
+        one FFT forward and one backward per evaluation."""
+        self.check(y, self.oshape, "k-space")
+        fused = CartesianMisfit(self.sqrt_weights, y, held)
+
+        def losses(x: torch.Tensor):
+            self.check(x, self.ishape, "image")
+            return fused(self._spread(x))
+
+        return losses
 
     def linop(self, index: int):
         import sigpy as sp
@@ -233,18 +254,19 @@ class SensePhysics(Physics):
         inverse FFT. Without maps (methods that return an RSS image): ``|images|``."""
         if self.maps is None:
             return super().output(images, y)
-        with torch.no_grad():
-            return self._consistent_rss(fft2c(self.maps * torch.as_tensor(images, device=self.device)[:, None]), y)
+        return self._consistent_rss(images, y)
 
     def coil_images(self, coils: int) -> "CoilPhysics":
         return CoilPhysics(self.weights, coils, self.calibration_width, self.coil_mix)
 
-    def _consistent_rss(self, kspace: torch.Tensor, y: torch.Tensor) -> np.ndarray:
-        """RSS ``(B, H, W)`` float32 of coil ``kspace`` ``(B, C, H, W)`` with the measured samples
-        set to ``y``, coils mixed back by ``coil_mix``."""
-        sampled = self.sqrt_weights > 0
-        kspace = torch.where(sampled, y / torch.where(sampled, self.sqrt_weights, 1.0), kspace)
-        return self._rss(kspace).cpu().numpy().astype(np.float32)
+    def _consistent_rss(self, images: np.ndarray, y: torch.Tensor) -> np.ndarray:
+        """RSS ``(B, H, W)`` float32 of the coil k-space ``F_c`` :meth:`_spread` ``(images)`` with
+        the measured samples set to ``y``, coils mixed back by ``coil_mix``."""
+        with torch.no_grad():
+            kspace = fft2c(self._spread(torch.as_tensor(images, device=self.device)))
+            sampled = self.sqrt_weights > 0
+            kspace = torch.where(sampled, y / torch.where(sampled, self.sqrt_weights, 1.0), kspace)
+            return self._rss(kspace).cpu().numpy().astype(np.float32)
 
 
 class CoilPhysics(SensePhysics):
@@ -261,13 +283,11 @@ class CoilPhysics(SensePhysics):
         self.ishape = (self.coils,) + tuple(weights.shape[-2:])
         self.oshape = self.ishape
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.check(x, self.ishape, "coil images")
-        return self.sqrt_weights * fft2c(x)
+    def _spread(self, x: torch.Tensor) -> torch.Tensor:
+        return x
 
-    def adjoint(self, y: torch.Tensor) -> torch.Tensor:
-        self.check(y, self.oshape, "k-space")
-        return ifft2c(self.sqrt_weights * y)
+    def _gather(self, coil_images: torch.Tensor) -> torch.Tensor:
+        return coil_images
 
     def linop(self, index: int):
         import sigpy as sp
@@ -285,8 +305,7 @@ class CoilPhysics(SensePhysics):
 
     def output(self, images: np.ndarray, y: torch.Tensor) -> np.ndarray:
         """RSS of the coil ``images`` ``(B, C, H, W)`` with the measured samples restored."""
-        with torch.no_grad():
-            return self._consistent_rss(fft2c(torch.as_tensor(images, device=self.device)), y)
+        return self._consistent_rss(images, y)
 
 
 class SigpyPhysics(SigpyOperator, Physics):

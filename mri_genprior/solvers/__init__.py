@@ -58,7 +58,7 @@ register("sign-flip", TrainedPrior, "csgm + jump to −z when f(−z) < f(z) (Ha
 register("sparse-gen", TrainedPrior, "x = G(z) + ν, λ_ν‖Ψν‖₁ (Dhar et al., ICML 2018)", lamda_nu=0.01)
 register("image-adaptive", TrainedPrior, "csgm, then z and weights per slice (Hussein et al., AAAI 2020)",
          adapt_steps=200)
-register("deep-decoder", UntrainedPrior, "untrained 1×1 decoder (Heckel & Hand, ICLR 2019)")
+register("deep-decoder", UntrainedPrior, "untrained 1×1 decoder (Heckel & Hand, ICLR 2019)", lr=0.01)
 register("convdecoder", UntrainedPrior, "untrained 3×3 decoder (Darestani & Heckel, IEEE TCI 2021)",
          channels=32, kernel_size=3)
 register("dip", UntrainedPrior, "untrained encoder-decoder from noise (Ulyanov et al., CVPR 2018)",

@@ -40,6 +40,7 @@ import torch
 from torch import nn
 
 from .. import MriGenpriorError
+from ..physics.operators import squared_norms
 
 
 def to_complex(out: torch.Tensor) -> torch.Tensor:
@@ -106,10 +107,6 @@ class FitResult:
     backoffs: int = 0
 
 
-def _per_item(x: torch.Tensor) -> torch.Tensor:
-    return x.abs().pow(2).flatten(1).sum(1)
-
-
 class LatentNorm:
     """Penalty ``λ ‖z‖²`` on the latent code (the Gaussian prior of CSGM, Bora et al. 2017)."""
 
@@ -119,7 +116,7 @@ class LatentNorm:
         self.lamda = lamda
 
     def __call__(self, z: torch.Tensor) -> torch.Tensor:
-        return self.lamda * _per_item(z)
+        return self.lamda * squared_norms(z)
 
 
 class WaveletSparsity:
@@ -158,7 +155,9 @@ def fit(op, y: torch.Tensor, network: nn.Module, z0: torch.Tensor, options: FitO
 
     Parameters
     ----------
-    op : operator with ``forward`` ``(N, H, W) -> y.shape``.
+    op : model ``(N, H, W) -> y.shape`` with ``misfit`` (every
+        :class:`~mri_genprior.physics.Operator` has :meth:`~mri_genprior.physics.Operator.misfit`),
+        which gives the data term.
     y : ``(N, C, ...)`` complex64 measurements.
     network : maps ``z`` ``(N, ...)`` to ``(N, 1 or 2, h, w)``.
     z0 : initial latents ``(N, ...)``.
@@ -192,7 +191,7 @@ def fit(op, y: torch.Tensor, network: nn.Module, z0: torch.Tensor, options: FitO
         groups.append({"params": [nu], "lr": options.lr})
     optimizer = (torch.optim.Adam if options.optimizer == "adam" else torch.optim.SGD)(groups)
     held = holdout_mask(y, options.holdout, rng) if options.holdout > 0 else None
-    train_weight = None if held is None else (~held).to(torch.float32)
+    misfit = op.misfit(y, held)
 
     def image_of(latent: torch.Tensor) -> torch.Tensor:
         out = run(latent)
@@ -203,13 +202,12 @@ def fit(op, y: torch.Tensor, network: nn.Module, z0: torch.Tensor, options: FitO
 
     def objective(latent: torch.Tensor):
         x = image_of(latent)
-        residual = op.forward(x) - y
-        total = _per_item(residual if train_weight is None else residual * train_weight)
+        total, val = misfit(x)
         for penalty in on_latent:
             total = total + penalty(latent)
         for penalty in on_deviation:
             total = total + penalty(nu)
-        return total, x, residual
+        return total, x, val
 
     moving = [p for group in groups for p in group["params"]]
     last_good = [p.detach().clone() for p in moving]
@@ -217,7 +215,7 @@ def fit(op, y: torch.Tensor, network: nn.Module, z0: torch.Tensor, options: FitO
     since_best, flips, step, backoffs = 0, 0, 0, 0
     for step in range(1, options.steps + 1):
         optimizer.zero_grad(set_to_none=True)
-        total, x, residual = objective(z)
+        total, x, val = objective(z)
         if not bool(torch.isfinite(total).all()):
             backoffs += 1
             if backoffs > options.max_backoffs:
@@ -233,7 +231,6 @@ def fit(op, y: torch.Tensor, network: nn.Module, z0: torch.Tensor, options: FitO
             flips += _sign_flip(z, objective, optimizer)
         if held is not None:
             with torch.no_grad():
-                val = _per_item(residual * held)
                 improved = val < best_val
                 best_val = torch.where(improved, val, best_val)
                 best_images = x.detach().clone() if best_images is None else torch.where(
@@ -241,19 +238,14 @@ def fit(op, y: torch.Tensor, network: nn.Module, z0: torch.Tensor, options: FitO
                 since_best = 0 if bool(improved.any()) else since_best + 1
             if since_best >= options.patience:
                 break
+    data_misfit = op.misfit(y)
     with torch.no_grad():
-        if best_images is None:
-            _, images, residual = objective(z)
-        else:
-            images = best_images
-            residual = op.forward(images) - y
-        data_loss = _per_item(residual)
-    if not bool(torch.isfinite(images).all()):  # the last step diverged: use the last finite iterate
-        _back_off(moving, last_good, optimizer)
-        with torch.no_grad():
-            _, images, residual = objective(z)
-            data_loss = _per_item(residual)
-        backoffs += 1
+        images = image_of(z) if best_images is None else best_images
+        if not bool(torch.isfinite(images).all()):  # the last step diverged: use the last finite iterate
+            _back_off(moving, last_good, optimizer)
+            images = image_of(z)
+            backoffs += 1
+        data_loss, _ = data_misfit(images)
     return FitResult(images.detach(), z.detach(), data_loss.detach(),
                      best_val if held is not None else torch.full_like(data_loss, float("nan")), step, flips,
                      backoffs)
