@@ -85,6 +85,8 @@ def test_shape_errors_name_the_operator(rng, device):
     op = _operators(rng, device)["sense-physics"]
     with pytest.raises(MriGenpriorError, match=r"SensePhysics: expected image of shape \(batch, 24, 20\)"):
         op.forward(torch.zeros(2, 20, 24, dtype=torch.complex64, device=device))
+    with pytest.raises(MriGenpriorError, match=r"CoilPhysics: expected coil images of shape \(batch, 4, 24, 20\)"):
+        op.coil_images(4).forward(torch.zeros(2, 3, 24, 20, dtype=torch.complex64, device=device))
 
 
 def test_sense_physics_linop_is_sigpy_sense(rng, device):

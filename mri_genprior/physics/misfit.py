@@ -56,9 +56,9 @@ class CartesianMisfit:
 
         mask = uncentred(sqrt_weights.to(torch.float32))
         self.columns = (mask > 0).flatten(0, -2).any(0).nonzero().squeeze(1)
-        self.shape = tuple(y.shape)
+        self.width = y.shape[-1]
         self.mask = mask[..., self.columns]
-        y = fft_shift_phase(self.shape[-2:], y.device).conj() * uncentred(y)
+        y = fft_shift_phase(tuple(y.shape[-2:]), y.device).conj() * uncentred(y)
         self.y = y[..., self.columns]
         self.offset = squared_norms(y) - squared_norms(self.y)  # y off the sampled columns (normally 0)
         self.train = None if held is None else uncentred((~held).to(torch.float32))[..., self.columns]
@@ -87,6 +87,6 @@ class _Misfit(torch.autograd.Function):
         (residual,) = ctx.saved_tensors
         plan = ctx.plan
         scale = plan.grad_weight * (2 * grad_train).view(-1, 1, 1, 1)
-        kspace = residual.new_zeros(residual.shape[:-1] + plan.shape[-1:])
+        kspace = residual.new_zeros(residual.shape[:-1] + (plan.width,))
         kspace[..., plan.columns] = torch.fft.ifft(residual * scale, dim=-2, norm="ortho")
         return torch.fft.ifft(kspace, dim=-1, norm="ortho"), None

@@ -49,10 +49,11 @@ def noise_covariance(kspace: np.ndarray, weights: np.ndarray) -> Optional[np.nda
     corners = np.ix_(rows, cols)
     samples = kspace[:, corners[0], corners[1]][:, weights[corners] > 0]
     power = np.sum(np.abs(samples) ** 2, axis=0)
-    samples = samples[:, power > 0]
+    measured = power > 0
+    samples, power = samples[:, measured], power[measured]
     if samples.shape[1] < 10 * c:
         return None
-    samples = samples[:, power[power > 0] <= SIGNAL_FACTOR * np.median(power[power > 0])]
+    samples = samples[:, power <= SIGNAL_FACTOR * np.median(power)]
     samples = samples.astype(np.complex128)
     cov = samples @ samples.conj().T / samples.shape[1]
     if np.linalg.eigvalsh(cov)[-1] > MAX_LEADING_SHARE * np.trace(cov).real:

@@ -110,6 +110,8 @@ class SensePhysics(Physics):
     The written magnitude is the RSS of the data-consistent coil images (:meth:`output`).
     """
 
+    unknown = "image"  # what forward takes, as shape errors name it
+
     def __init__(self, maps: Optional[torch.Tensor], weights: torch.Tensor, calibration_width: Optional[int] = None,
                  coil_mix: Optional[torch.Tensor] = None):
         from ..masks import calibration_width as width_of
@@ -154,7 +156,7 @@ class SensePhysics(Physics):
         return torch.sum(self._need_maps().conj() * coil_images, dim=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.check(x, self.ishape, "image")
+        self.check(x, self.ishape, self.unknown)
         return self.sqrt_weights * fft2c(self._spread(x))
 
     def adjoint(self, y: torch.Tensor) -> torch.Tensor:
@@ -163,12 +165,12 @@ class SensePhysics(Physics):
 
     def misfit(self, y: torch.Tensor, held: Optional[torch.Tensor] = None):
         """:meth:`Operator.misfit`, fused (:class:`~mri_genprior.physics.misfit.CartesianMisfit`):
-        one FFT forward and one backward per evaluation."""
+        one 2-D FFT each way per evaluation, its readout pass on the sampled columns only."""
         self.check(y, self.oshape, "k-space")
         fused = CartesianMisfit(self.sqrt_weights, y, held)
 
         def losses(x: torch.Tensor):
-            self.check(x, self.ishape, "image")
+            self.check(x, self.ishape, self.unknown)
             return fused(self._spread(x))
 
         return losses
@@ -275,6 +277,8 @@ class CoilPhysics(SensePhysics):
     Heckel & Hand 2019, Darestani & Heckel 2021). No coil maps are estimated; the written
     magnitude is the RSS of the data-consistent coil images.
     """
+
+    unknown = "coil images"
 
     def __init__(self, weights: torch.Tensor, coils: int, calibration_width: Optional[int] = None,
                  coil_mix: Optional[torch.Tensor] = None):

@@ -124,8 +124,9 @@ class SigpyRecon(Method):
     whose solutions best predict the left-out samples, summed over the folds, wins. The
     ladder stops once the last two rungs are both more than 10 % (:data:`PATIENCE`) worse
     than the best, unless the best is the top rung (:func:`ladder_done`: the error can bump
-    below the top of the ladder, where the solutions are nearly zero, before it falls); the final solve uses every sample, warm-started
-    from the folds' mean. The chosen λ and the ladder's errors are in the diagnostics.
+    below the top of the ladder, where the solutions are nearly zero, before it falls); the
+    final solve uses every sample, warm-started from the folds' mean. The chosen λ and the
+    ladder's errors are in the diagnostics.
     """
 
     regularizer: str = "wavelet"
