@@ -66,3 +66,17 @@ def test_auto_lamda_is_close_to_the_best_lamda_of_a_grid(real, runs):
     grid = [volume_metrics(target, reconstruct_volume(path, make_method("l1-wavelet", lamda=lamda), SPEC, "cpu",
                                                       progress=False)[0])["SSIM"] for lamda in LADDER[1:7]]
     assert auto["SSIM"] > max(grid) - 0.01, (auto, grid)
+
+
+def test_sense_beats_zero_filled_on_a_small_crop_with_four_calibration_lines(tmp_path):
+    """The centre 96×96 of the real brain's k-space at 8× (4 calibration lines; the maps
+    are jsense's): measured 0.617 / 21.47 against zero-filled 0.442 / 18.94 (with the
+    joint maps that were the default before: 0.526 / 19.60)."""
+    kspace = np.load(REAL_KSPACE)[:, 67:163, 42:138]
+    path = wrap_kspace(kspace, tmp_path / "real96.h5", reference=True)
+    with open_volume(path) as volume:
+        target = volume.read_target()
+    spec = MaskSpec("random", 8, 0.04)
+    zf, sense = (volume_metrics(target, reconstruct_volume(path, make_method(name), spec, "cpu", progress=False)[0])
+                 for name in ("zero-filled", "sense"))
+    assert sense["SSIM"] > zf["SSIM"] + 0.1 and sense["PSNR"] > zf["PSNR"] + 1.5, (sense, zf)

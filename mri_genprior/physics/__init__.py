@@ -10,7 +10,7 @@
 * :mod:`.preprocess`: readout-oversampling removal, crops, slice scaling, RSS.
 """
 
-from .coils import (DEFAULT_MAPS, MAPS, coil_combine, coil_maps, espirit_maps, joint_maps, lowres_maps,
+from .coils import (DEFAULT_MAPS, MAPS, coil_combine, coil_maps, espirit_maps, joint_maps, jsense_maps, lowres_maps,
                     resolve_maps, sigpy_device)
 from .noise import noise_covariance, prewhiten_coils, whitening_factor
 from .operators import Operator, SigpyOperator, complex_randn, fft2c, ifft2c, to_channels
@@ -18,6 +18,6 @@ from .preprocess import crop_or_pad, ifft2c_np, percentile_scale, remove_readout
 from .sense import CoilPhysics, Physics, SensePhysics, SigpyPhysics
 
 __all__ = ["Operator", "SigpyOperator", "Physics", "SensePhysics", "CoilPhysics", "SigpyPhysics", "complex_randn", "to_channels",
-           "fft2c", "ifft2c", "DEFAULT_MAPS", "MAPS", "coil_combine", "coil_maps", "espirit_maps", "joint_maps", "lowres_maps", "resolve_maps",
+           "fft2c", "ifft2c", "DEFAULT_MAPS", "MAPS", "coil_combine", "coil_maps", "espirit_maps", "joint_maps", "jsense_maps", "lowres_maps", "resolve_maps",
            "sigpy_device", "crop_or_pad", "ifft2c_np", "percentile_scale", "remove_readout_oversampling", "rss", "scale_factor",
            "noise_covariance", "prewhiten_coils", "whitening_factor"]

@@ -4,7 +4,13 @@
 :data:`MAPS`:
 
 * ``auto`` (the default): ``espirit`` with at least :data:`ESPIRIT_LINES` calibration
-  lines, else ``joint`` (measured on real and synthetic scans: docs/real_data.md).
+  lines, ``joint`` from :data:`JOINT_FROM_LINES` lines, else ``jsense`` (measured on real
+  and synthetic scans: docs/real_data.md).
+* ``jsense``: maps and a low-resolution image estimated jointly from the measured samples
+  of the centre :data:`JSENSE_WIDTH` × :data:`JSENSE_WIDTH` k-space block
+  (``sigpy.mri.app.JsenseRecon``: JSENSE with NLINV's truncated-Fourier maps and
+  Tikhonov term): the measured lines beside the calibration region count too, so it
+  works from 4 calibration lines. The maps cover the whole field of view (Σ|S|² = 1).
 * ``joint``: ``lowres`` maps refined once by an image estimate: a SENSE image, its coil
   k-space with the measured samples restored, and ``lowres`` maps of a region twice as
   wide as the calibration region (at least :data:`JOINT_LINES` lines).
@@ -33,11 +39,15 @@ def coil_combine(kspace: np.ndarray, mps: np.ndarray) -> np.ndarray:
     return mr.linop.Sense(mps).H(kspace).astype(np.complex64)
 
 
-MAPS = ("auto", "joint", "lowres", "espirit")
+MAPS = ("auto", "jsense", "joint", "lowres", "espirit")
 DEFAULT_MAPS = "auto"
 MIN_CALIBRATION = 4  # fewer fully sampled centre lines than this: no map estimate is usable
 JOINT_LINES = 16     # the least width of the region the joint maps are re-estimated from
-ESPIRIT_LINES = 12   # from this many calibration lines on, ESPIRiT beats the joint maps
+ESPIRIT_LINES = 12   # from this many calibration lines on, ESPIRiT beats the jointly estimated maps
+JOINT_FROM_LINES = 9  # from this many on (below ESPIRIT_LINES), joint maps; below it, jsense maps
+JSENSE_WIDTH = 24    # jsense: side of the centre k-space block the maps and image are fitted to
+JSENSE_KERNEL = 8    # jsense: side of each map's k-space support
+JSENSE_LAMDA = 1e-2  # jsense: Tikhonov weight (SigPy normalises the data to unit norm)
 
 
 def lowres_maps(kspace: np.ndarray, region: Tuple[int, int]) -> np.ndarray:
@@ -103,6 +113,8 @@ def coil_maps(kspace: np.ndarray, mask: np.ndarray, kind: str = DEFAULT_MAPS,
                                f"{MIN_CALIBRATION}; use a larger --center-fraction (e.g. "
                                f"{MIN_CALIBRATION / kspace.shape[-1] + 0.005:.2f})")
     kind = resolve_maps(kind, region[1])
+    if kind == "jsense":
+        return jsense_maps(kspace, mask, device)
     if kind == "joint":
         return joint_maps(kspace, mask, region)
     if kind == "lowres":
@@ -112,10 +124,41 @@ def coil_maps(kspace: np.ndarray, mask: np.ndarray, kind: str = DEFAULT_MAPS,
 
 def resolve_maps(kind: str, calibration_lines: int) -> str:
     """The map method ``kind`` stands for with ``calibration_lines`` lines: ``auto`` becomes
-    ``espirit`` from :data:`ESPIRIT_LINES` lines on, else ``joint``."""
+    ``espirit`` from :data:`ESPIRIT_LINES` lines on, ``joint`` from :data:`JOINT_FROM_LINES`,
+    else ``jsense``."""
     if kind != "auto":
         return kind
-    return "espirit" if calibration_lines >= ESPIRIT_LINES else "joint"
+    if calibration_lines >= ESPIRIT_LINES:
+        return "espirit"
+    return "joint" if calibration_lines >= JOINT_FROM_LINES else "jsense"
+
+
+def jsense_maps(kspace: np.ndarray, mask: np.ndarray, device: torch.device | str = "cpu") -> np.ndarray:
+    """Maps ``(coils, H, W)`` complex64 estimated jointly with a low-resolution image
+    (``sigpy.mri.app.JsenseRecon``, see the module docstring) from the measured samples
+    (``mask``, 1-D or 2-D) of ``kspace`` ``(coils, H, W)``.
+
+    Raises
+    ------
+    MriGenpriorError
+        The estimate is not finite (SigPy divides by the maps' root sum of squares).
+    """
+    import sigpy as sp
+    import sigpy.mri as mr
+
+    from ..masks import expand
+
+    weights = expand(mask, kspace.shape[-2:]).astype(np.float32)
+    width = min(JSENSE_WIDTH, *kspace.shape[-2:])
+    sp_device = sigpy_device(device)
+    app = mr.app.JsenseRecon(sp.to_device(kspace, sp_device), mps_ker_width=min(JSENSE_KERNEL, width),
+                             ksp_calib_width=width, lamda=JSENSE_LAMDA, weights=sp.to_device(weights, sp_device),
+                             device=sp_device, show_pbar=False)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mps = sp.to_device(app.run(), sp.cpu_device).astype(np.complex64)
+    if not np.isfinite(mps).all():
+        raise MriGenpriorError("jsense coil maps are not finite (the joint fit diverged); try --maps joint")
+    return mps
 
 
 def espirit_maps(
