@@ -155,6 +155,10 @@ class SensePhysics(Physics):
         """The adjoint of :meth:`_spread`: ``Σ_c conj(S_c) · v_c``."""
         return torch.sum(self._need_maps().conj() * coil_images, dim=1)
 
+    def _misfit_maps(self) -> Optional[torch.Tensor]:
+        """The maps :meth:`misfit` spreads the unknowns with (None: the unknowns are coil images)."""
+        return self._need_maps()
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check(x, self.ishape, self.unknown)
         return self.sqrt_weights * fft2c(self._spread(x))
@@ -167,11 +171,11 @@ class SensePhysics(Physics):
         """:meth:`Operator.misfit`, fused (:class:`~mri_genprior.physics.misfit.CartesianMisfit`):
         one 2-D FFT each way per evaluation, its readout pass on the sampled columns only."""
         self.check(y, self.oshape, "k-space")
-        fused = CartesianMisfit(self.sqrt_weights, y, held)
+        fused = CartesianMisfit(self.sqrt_weights, y, held, self._misfit_maps())
 
         def losses(x: torch.Tensor):
             self.check(x, self.ishape, self.unknown)
-            return fused(self._spread(x))
+            return fused(x)
 
         return losses
 
@@ -292,6 +296,9 @@ class CoilPhysics(SensePhysics):
 
     def _gather(self, coil_images: torch.Tensor) -> torch.Tensor:
         return coil_images
+
+    def _misfit_maps(self) -> Optional[torch.Tensor]:
+        return None
 
     def linop(self, index: int):
         import sigpy as sp
