@@ -9,8 +9,13 @@ regularizer    R(x)                                    SigPy solver (as ``sigpy.
 =============  =====================================  ==========================================
 ``l2``         λ‖x‖² (``SenseRecon``)                  conjugate gradient
 ``wavelet``    λ‖Ψx‖₁, Ψ Daubechies-4 (``L1WaveletRecon``)  proximal gradient
-``tv``         λ‖∇x‖₁ (``TotalVariationRecon``)        primal-dual hybrid gradient
+``tv``         λ‖∇x‖₁ (``TotalVariationRecon``)        primal-dual hybrid gradient, dual step √λ
 =============  =====================================  ==========================================
+
+TV's primal-dual steps are balanced to λ: dual step σ = √λ, primal step
+τ = 1 / (σ‖[A; ∇]‖²) (with SigPy's default σ = 1, 100 iterations left the 8-coil
+development brain at 4× at SSIM 0.71–0.74 for every λ from 1e-2 to 1e-5, against 0.83
+converged).
 
 Regularisation weights assume the k-space was normalised by
 :func:`mri_genprior.physics.scale_factor` (image magnitudes of order 1).
@@ -57,6 +62,11 @@ def _wavelet(shape, lamda):
 
 
 def _tv(shape, lamda):
+    """TV's terms for ``LinearLeastSquares``. The dual variable of λ‖·‖₁ is bounded by λ
+    while the image is of order 1, so the dual step scales as √λ. On the 8-coil
+    development brain at 8×, 100 iterations left the objective 0.5 %, 0.6 %, 9 % above its
+    minimum at λ = 1e-2, 1e-3, 1e-4, where SigPy's σ = 1 left 8 %, 20 %, 36 % (and still
+    0.04 %, 0.9 %, 3 % after 1600 iterations)."""
     import sigpy as sp
 
     gradient = sp.linop.FiniteDifference(shape)
@@ -65,7 +75,7 @@ def _tv(shape, lamda):
         with sp.get_device(x):
             return lamda * sp.get_array_module(x).sum(abs(x)).item()
 
-    return {"proxg": sp.prox.L1Reg(gradient.oshape, lamda), "g": g, "G": gradient}
+    return {"proxg": sp.prox.L1Reg(gradient.oshape, lamda), "g": g, "G": gradient, "sigma": lamda ** 0.5}
 
 
 REGULARIZERS = {"l2": _l2, "wavelet": _wavelet, "tv": _tv}
