@@ -7,10 +7,12 @@ import sigpy as sp
 import sigpy.mri as mr
 import torch
 
+from mri_genprior import MriGenpriorError
+from mri_genprior.metrics import volume_metrics
 from mri_genprior.priors import save_checkpoint
 from mri_genprior.priors.denoiser import ScoreUNet
 from mri_genprior.priors.networks import DCGANGenerator
-from mri_genprior.recon import MaskSpec, reconstruct_batch, reconstruct_file
+from mri_genprior.recon import MaskSpec, reconstruct_batch, reconstruct_file, reconstruct_volume
 from mri_genprior.solvers import METHODS, make_method
 
 # test-sized settings per method kind (the registry decides which methods exist)
@@ -112,6 +114,24 @@ def test_non_cartesian_sigpy_sense_drives_a_generative_method(radial_problem, tm
     assert np.linalg.norm(x - x0.abs().numpy()) / np.linalg.norm(x0.numpy()) < 0.05
 
 
+@pytest.mark.parametrize("lamda", [-1e-3, float("nan"), float("inf")])
+def test_a_negative_or_non_finite_lamda_is_refused(lamda):
+    with pytest.raises(MriGenpriorError, match="parameter lamda: expected a finite weight >= 0"):
+        make_method("tv", lamda=lamda)
+
+
+def test_tv_without_regularisation_runs_as_least_squares(synth_file):
+    """λ = 0: the dual step √λ = 0 would stall the primal-dual solver, so SigPy's σ = 1 is
+    used; 100 iterations of least squares then beat zero-filling (measured 0.83 against 0.67)."""
+    with h5py.File(synth_file) as f:
+        target = f["reconstruction_rss"][()]
+    spec = MaskSpec("random", 4, 0.25)
+    tv, zf = (reconstruct_volume(synth_file, make_method(name, **params), spec, "cpu", progress=False)[0]
+              for name, params in (("tv", {"lamda": 0.0}), ("zero-filled", {})))
+    assert np.isfinite(tv).all()
+    assert volume_metrics(target, tv)["SSIM"] > volume_metrics(target, zf)["SSIM"] + 0.1
+
+
 def test_lamda_ladder_stops_after_two_worse_rungs_but_not_below_a_best_top_rung():
     from mri_genprior.solvers.classical import ladder_done
 
@@ -139,8 +159,6 @@ def test_auto_lamda_passes_a_dip_on_the_top_rungs_of_a_small_many_coil_scan(tmp_
     plain minimum chose λ = 0.316 and 0.540."""
     from mri_genprior.experiments.synthetic import write_synthetic_file
     from mri_genprior.io import open_volume
-    from mri_genprior.metrics import volume_metrics
-    from mri_genprior.recon import reconstruct_volume
 
     path = write_synthetic_file(tmp_path / "s16_96.h5", [90], (96, 96), 16, 0.03, 1)
     with open_volume(path) as volume:

@@ -75,7 +75,8 @@ def _tv(shape, lamda):
         with sp.get_device(x):
             return lamda * sp.get_array_module(x).sum(abs(x)).item()
 
-    return {"proxg": sp.prox.L1Reg(gradient.oshape, lamda), "g": g, "G": gradient, "sigma": lamda ** 0.5}
+    return {"proxg": sp.prox.L1Reg(gradient.oshape, lamda), "g": g, "G": gradient,
+            "sigma": lamda ** 0.5 if lamda > 0 else None}  # None: SigPy's σ = 1 (λ = 0: least squares)
 
 
 REGULARIZERS = {"l2": _l2, "wavelet": _wavelet, "tv": _tv}
@@ -168,6 +169,8 @@ class SigpyRecon(Method):
         if self.regularizer not in REGULARIZERS:
             raise MriGenpriorError(f"has no regularizer {self.regularizer!r}; choose from {', '.join(REGULARIZERS)}")
         self.lamda = number_or_auto("lamda", self.lamda)
+        if self.lamda != "auto" and not 0 <= self.lamda < float("inf"):
+            raise MriGenpriorError(f"parameter lamda: expected a finite weight >= 0 or 'auto', got {self.lamda}")
         if self.folds < 2:
             raise MriGenpriorError(f"parameter folds: cross-validation needs at least 2, got {self.folds}")
 
