@@ -114,10 +114,12 @@ def test_non_cartesian_sigpy_sense_drives_a_generative_method(radial_problem, tm
     assert np.linalg.norm(x - x0.abs().numpy()) / np.linalg.norm(x0.numpy()) < 0.05
 
 
-@pytest.mark.parametrize("lamda", [-1e-3, float("nan"), float("inf")])
-def test_a_negative_or_non_finite_lamda_is_refused(lamda):
-    with pytest.raises(MriGenpriorError, match="parameter lamda: expected a finite weight >= 0"):
-        make_method("tv", lamda=lamda)
+@pytest.mark.parametrize("name,params", [("tv", {"lamda": v}) for v in (-1e-3, float("nan"), float("inf"))]
+                         + [("dds", {"prior": "score.pt", "noise": -0.01})])
+def test_a_negative_or_non_finite_weight_or_noise_is_refused(name, params):
+    key = next(k for k in params if k != "prior")
+    with pytest.raises(MriGenpriorError, match=f"parameter {key}: expected a finite number >= 0 or 'auto'"):
+        make_method(name, **params)
 
 
 def test_tv_without_regularisation_runs_as_least_squares(synth_file):

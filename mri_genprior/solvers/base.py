@@ -67,10 +67,14 @@ class Method:
 
 
 def number_or_auto(name: str, value) -> "float | str":
-    """A hyper-parameter that is a number or ``"auto"`` (chosen from the data)."""
+    """A hyper-parameter that is a finite number >= 0 (a weight or a noise level) or
+    ``"auto"`` (chosen from the data)."""
     if value == "auto":
         return value
     try:
-        return float(value)
+        number = float(value)
     except ValueError:
         raise MriGenpriorError(f"parameter {name}: expected a number or 'auto', got {value!r}") from None
+    if not 0 <= number < float("inf"):
+        raise MriGenpriorError(f"parameter {name}: expected a finite number >= 0 or 'auto', got {number}")
+    return number

@@ -107,6 +107,11 @@ PATIENCE = 1.1  # a rung is worse than another when its validation error exceeds
 TOP_RUNGS = 2  # λ = 1 and 0.316: nearly flat images, whose validation error can dip by chance
 
 
+def _lowest(errors, start: int) -> int:
+    """The index of the lowest of ``errors[start:]``."""
+    return min(range(start, len(errors)), key=errors.__getitem__)
+
+
 def chosen_rung(errors) -> int:
     """The rung of the ladder whose validation ``errors`` win: the lowest, except that a
     minimum on the top :data:`TOP_RUNGS` rungs gives way to the best rung below them when
@@ -114,9 +119,9 @@ def chosen_rung(errors) -> int:
     and fall again (a synthetic 16-coil 96² scan at 8×, 4 calibration lines: 1.15, **1.00**,
     1.14, 1.40, 1.23, …, 1.05 at λ = 1e-4; SSIM 0.54 at λ = 0.316 against 0.62–0.65 at
     1e-4 to 3e-4)."""
-    best = min(range(len(errors)), key=errors.__getitem__)
+    best = _lowest(errors, 0)
     if best < TOP_RUNGS < len(errors):
-        below = min(range(TOP_RUNGS, len(errors)), key=errors.__getitem__)
+        below = _lowest(errors, TOP_RUNGS)
         if errors[below] <= PATIENCE * errors[best]:
             return below
     return best
@@ -129,7 +134,7 @@ def ladder_done(errors) -> bool:
     at 4×: 32.3, 36.0, 35.6, …, 16.1 at λ = 3e-4), so a minimum there never stops it."""
     if len(errors) <= TOP_RUNGS:
         return False
-    best = min(range(TOP_RUNGS, len(errors)), key=errors.__getitem__)
+    best = _lowest(errors, TOP_RUNGS)
     return len(errors) - 1 - best >= 2 and min(errors[-2:]) > PATIENCE * errors[best]
 
 
@@ -169,8 +174,6 @@ class SigpyRecon(Method):
         if self.regularizer not in REGULARIZERS:
             raise MriGenpriorError(f"has no regularizer {self.regularizer!r}; choose from {', '.join(REGULARIZERS)}")
         self.lamda = number_or_auto("lamda", self.lamda)
-        if self.lamda != "auto" and not 0 <= self.lamda < float("inf"):
-            raise MriGenpriorError(f"parameter lamda: expected a finite weight >= 0 or 'auto', got {self.lamda}")
         if self.folds < 2:
             raise MriGenpriorError(f"parameter folds: cross-validation needs at least 2, got {self.folds}")
 
