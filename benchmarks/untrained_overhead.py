@@ -93,7 +93,7 @@ def main():
     print(f"data term alone: {1000 * fused_ms:.2f} ms fused vs {1000 * plain_ms:.2f} ms autograd expression "
           f"({plain_ms / fused_ms:.2f}×)")
     print(f"outside the network: {100 * outside:.1f} % of each step (median over rounds); "
-          f"{method.steps} steps ≈ {full * method.steps:.0f} s per slice")
+          f"{method.ensemble} fits of {method.steps} steps ≈ {full * method.steps * method.ensemble:.0f} s per slice")
 
 
 if __name__ == "__main__":

@@ -10,10 +10,11 @@ import torch
 from conftest import GaussianOp
 from mri_genprior import MriGenpriorError
 from mri_genprior.metrics import volume_metrics
-from mri_genprior.physics import SensePhysics
+from mri_genprior.io import open_volume
+from mri_genprior.physics import SensePhysics, crop_or_pad
 from mri_genprior.priors import load_checkpoint, save_checkpoint
 from mri_genprior.priors.networks import DCGANGenerator, DeepDecoder, ExpansiveReLU
-from mri_genprior.recon import MaskSpec, reconstruct_volume
+from mri_genprior.recon import MaskSpec, prepare_batch, reconstruct_volume, volume_mask
 from mri_genprior.solvers import make_method
 from mri_genprior.solvers.latent import FitOptions, embed, fit
 from mri_genprior.solvers.stages import restart_std
@@ -91,7 +92,28 @@ def test_untrained_prior_beats_zero_filled(synth_file, name):
                                   progress=False)
     m_zf, m_dd = volume_metrics(target, zf), volume_metrics(target, dd)
     assert m_dd["SSIM"] > m_zf["SSIM"] and m_dd["PSNR"] > m_zf["PSNR"], (m_dd, m_zf)
-    assert all(d["steps"] <= 400 and np.isfinite(d["holdout_loss"]) for d in info["diagnostics"])
+    assert all(len(d["steps"]) == 3 and max(d["steps"]) <= 400 and np.isfinite(d["holdout_loss"]).all()
+               for d in info["diagnostics"])
+
+
+def test_untrained_ensemble_is_the_mean_of_its_single_seed_fits(synth_file):
+    """``ensemble=2`` averages the fits of seeds (seed + 2b, seed + 2b + 1) for slice b; data
+    consistency is affine, so the written image is the mean of the single fits' images."""
+    spec, small = MaskSpec("random", 4, 0.25), {"steps": 20, "channels": 8}
+    recon, info = reconstruct_volume(synth_file, make_method("deep-decoder", ensemble=2, **small), spec, "cpu",
+                                     progress=False, maps="lowres")
+    assert [d["seeds"] for d in info["diagnostics"]] == [[0, 1], [2, 3]]
+    singles = []
+    for seed in (0, 1):
+        method = make_method("deep-decoder", ensemble=1, seed=seed, **small)
+        with open_volume(synth_file) as volume:
+            mask, crop, _ = volume_mask(volume, spec)
+            batch = prepare_batch(volume, [0], mask, crop, True, torch.device("cpu"), maps="lowres")
+        singles.append(method.reconstruct(batch.y, batch.physics).images)
+    mean = batch.physics.output(np.mean(singles, 0), batch.y) * batch.scales[:, None, None]
+    np.testing.assert_allclose(recon[0], crop_or_pad(mean, recon.shape[-2:])[0], rtol=1e-4, atol=1e-5 * recon.max())
+    with pytest.raises(MriGenpriorError, match="parameter ensemble"):
+        make_method("dip", ensemble=0)
 
 
 @pytest.mark.parametrize("name", ["sign-flip", "sparse-gen", "image-adaptive"])
