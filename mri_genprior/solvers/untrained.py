@@ -12,8 +12,8 @@ are then restored (``data_consistency``).
 images. A single fit invents seed-dependent texture where the data leave the image
 undetermined (worm-like blobs at 8×); the members agree on what the data fix, so their
 mean keeps that and averages the inventions out. Three members gained 0.04–0.08 SSIM and
-0.6–1.7 dB over the mean of the single fits on the real development brain (4× and 8×,
-three masks; docs/real_data.md), at three times the time.
+0.7–1.7 dB over the mean of the single fits on the real development brain (4× and 8×,
+two masks; docs/real_data.md), at three times the time.
 
 Two forms (``form``; ``sense`` is the default, measured better on real scans, see
 docs/real_data.md):
