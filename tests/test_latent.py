@@ -103,13 +103,11 @@ def test_untrained_ensemble_is_the_mean_of_its_single_seed_fits(synth_file):
     recon, info = reconstruct_volume(synth_file, make_method("deep-decoder", ensemble=2, **small), spec, "cpu",
                                      progress=False, maps="lowres")
     assert [d["seeds"] for d in info["diagnostics"]] == [[0, 1], [2, 3]]
-    singles = []
-    for seed in (0, 1):
-        method = make_method("deep-decoder", ensemble=1, seed=seed, **small)
-        with open_volume(synth_file) as volume:
-            mask, crop, _ = volume_mask(volume, spec)
-            batch = prepare_batch(volume, [0], mask, crop, True, torch.device("cpu"), maps="lowres")
-        singles.append(method.reconstruct(batch.y, batch.physics).images)
+    with open_volume(synth_file) as volume:
+        mask, crop, _ = volume_mask(volume, spec)
+        batch = prepare_batch(volume, [0], mask, crop, True, torch.device("cpu"), maps="lowres")
+    singles = [make_method("deep-decoder", ensemble=1, seed=seed, **small).reconstruct(batch.y, batch.physics).images
+               for seed in (0, 1)]
     mean = batch.physics.output(np.mean(singles, 0), batch.y) * batch.scales[:, None, None]
     np.testing.assert_allclose(recon[0], crop_or_pad(mean, recon.shape[-2:])[0], rtol=1e-4, atol=1e-5 * recon.max())
     with pytest.raises(MriGenpriorError, match="parameter ensemble"):

@@ -93,9 +93,9 @@ class UntrainedPrior(Method):
         op = self.operator(y, physics)
         images, diagnostics = [], []
         for b in range(y.shape[0]):
-            one, yb = op.select([b]), y[b:b + 1]
+            one, yb, seeds = op.select([b]), y[b:b + 1], self.seeds(b)
             fits = []
-            for seed in self.seeds(b):
+            for seed in seeds:
                 rng = torch.Generator().manual_seed(seed)
                 net = self.make_network(op, seed)
                 fits.append(fit(one, yb, net, net.fixed_input(rng).to(physics.device), options, physics.image_shape,
@@ -105,7 +105,7 @@ class UntrainedPrior(Method):
             if self.form == "coils":  # the RSS image (magnitude): the written output of maps-free physics
                 x = torch.as_tensor(one.output(x.cpu().numpy(), yb), device=x.device).to(torch.complex64)
             images.append(x)
-            diagnostics.append({"method": self.name, "seeds": list(self.seeds(b)),
+            diagnostics.append({"method": self.name, "seeds": list(seeds),
                                 "steps": [f.steps for f in fits], "backoffs": sum(f.backoffs for f in fits),
                                 "final_loss": [float(f.data_loss[0]) for f in fits],
                                 "holdout_loss": [float(f.holdout_loss[0]) for f in fits]})
