@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 from . import MriGenpriorError, __version__
-from .io import input_files
+from .io import input_files, writable_dir
 from .masks import MASK_TYPES
 
 
@@ -28,14 +28,17 @@ def _key_value(text: str):
     return key.strip(), value.strip()
 
 
-def _ensure_writable_dir(path: Path) -> Path:
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise MriGenpriorError(f"cannot create output directory {path}: {err.strerror}") from err
-    if not os.access(path, os.W_OK):
-        raise MriGenpriorError(f"output directory {path} is not writable")
-    return path
+def _at_least(low, kind=int):
+    """An argparse type: a ``kind`` number >= ``low``."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {kind.__name__} >= {low}, got {text!r}") from None
+        if not value >= low:
+            raise argparse.ArgumentTypeError(f"expected {kind.__name__} >= {low}, got {text!r}")
+        return value
+    return parse
 
 
 def add_mask_arguments(parser: argparse.ArgumentParser) -> None:
@@ -77,12 +80,11 @@ def cmd_reconstruct(args) -> int:
     from .writers import output_path
 
     files = input_paths(args.inputs)
-    out_dir = _ensure_writable_dir(args.output)
     job = Job(args.method, params, _mask_spec(args), args.device, args.batch_size, maps=args.maps, fmt=args.format,
               prewhiten=args.prewhiten)
-    report = reconstruct_all(files, out_dir, job, args.workers, args.scheduler, args.overwrite, not args.quiet)
+    report = reconstruct_all(files, args.output, job, args.workers, args.scheduler, args.overwrite, not args.quiet)
     for path in report.skipped:
-        print(f"skip {path.name}: {output_path(args.format, out_dir, path)} exists (use --overwrite)")
+        print(f"skip {path.name}: {output_path(args.format, args.output, path)} exists (use --overwrite)")
     for path in report.written:
         print(f"wrote {path}")
     for name, error in report.failed:
@@ -106,7 +108,7 @@ def cmd_evaluate(args) -> int:
 def cmd_synth(args) -> int:
     from .experiments.synthetic import write_synthetic_dataset
 
-    _ensure_writable_dir(args.output)
+    writable_dir(args.output)
     paths = write_synthetic_dataset(args.output, args.files, args.slices, (args.size, args.size), args.coils,
                                     args.noise, args.seed)
     for p in paths:
@@ -143,7 +145,6 @@ def cmd_study(args) -> int:
     unknown = set(params) - set(methods)
     if unknown:
         raise MriGenpriorError(f"parameters given for methods not in --methods: {', '.join(sorted(unknown))}")
-    _ensure_writable_dir(args.output)
     spec = StudySpec(methods, args.accels, args.mask, args.center_fraction, params, args.prior, args.device,
                      args.batch_size, args.maps, args.prewhiten)
     rows = run_study(args.data, args.output, spec, progress=not args.quiet)
@@ -177,7 +178,7 @@ def cmd_train(args) -> int:
                                  **{name: getattr(args, name) for name in explicit})
     data = input_files(args.data) if args.data else []
     if not args.resume:
-        _ensure_writable_dir(args.output)
+        writable_dir(args.output)
     summary = train(config, data, args.output, resolve_device(args.device), args.resume, explicit,
                     progress=not args.quiet)
     if int(os.environ.get("RANK", "0")) == 0:
@@ -224,9 +225,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_mask_arguments(p)
     add_calibration_arguments(p)
     p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:1, ...")
-    p.add_argument("--batch-size", type=int, default=4, help="slices solved together (default: 4)")
+    p.add_argument("--batch-size", type=_at_least(1), default=4, help="slices solved together (default: 4)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs (default: skip them)")
-    p.add_argument("--workers", type=int, default=0,
+    p.add_argument("--workers", type=_at_least(0), default=0,
                    help="volumes in parallel on a local Dask cluster of this many worker processes "
                         "(default 0: one after another in this process; needs the 'dask' extra)")
     p.add_argument("--scheduler", help="address of an existing Dask scheduler (e.g. tcp://host:8786) to run on")
@@ -243,11 +244,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("synth", help="write synthetic fastMRI-format multi-coil brain files (MNI152 anatomy)")
     p.add_argument("-o", "--output", type=Path, required=True)
-    p.add_argument("--files", type=int, default=2)
-    p.add_argument("--slices", type=int, default=4)
-    p.add_argument("--size", type=int, default=64, help="recon matrix (square); readout is 2x oversampled")
-    p.add_argument("--coils", type=int, default=8)
-    p.add_argument("--noise", type=float, default=0.01, help="noise std relative to k-space RMS")
+    p.add_argument("--files", type=_at_least(1), default=2)
+    p.add_argument("--slices", type=_at_least(1), default=4)
+    p.add_argument("--size", type=_at_least(16), default=64, help="recon matrix (square); readout is 2x oversampled")
+    p.add_argument("--coils", type=_at_least(1), default=8, help="1 writes a single-coil file")
+    p.add_argument("--noise", type=_at_least(0.0, float), default=0.01, help="noise std relative to k-space RMS")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_synth)
 
@@ -268,7 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--center-fraction", type=float, default=0.08, help="default: 0.08")
     add_calibration_arguments(p)
     p.add_argument("--device", default="auto")
-    p.add_argument("--batch-size", type=int, default=4, help="slices solved together (default: 4)")
+    p.add_argument("--batch-size", type=_at_least(1), default=4, help="slices solved together (default: 4)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_study)
 

@@ -221,6 +221,21 @@ def input_files(paths: Sequence[os.PathLike | str], suffixes: Sequence[str] = ("
     return files
 
 
+def writable_dir(path: os.PathLike | str) -> Path:
+    """Create directory ``path`` (and its parents) if needed; a clear error if that fails or it is read-only.
+
+    Callers validate their settings and inputs first, so a refused run leaves no empty directory.
+    """
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise MriGenpriorError(f"cannot create output directory {path}: {err.strerror}") from err
+    if not os.access(path, os.W_OK):
+        raise MriGenpriorError(f"output directory {path} is not writable")
+    return path
+
+
 @contextlib.contextmanager
 def open_volume(path: os.PathLike | str) -> Iterator[Volume]:
     """Open a fastMRI HDF5 file for lazy, validated reading.

@@ -17,6 +17,14 @@ FASTMRI_MASKS = ("random", "equispaced", "equispaced_fraction", "magic", "magic_
 MASK_TYPES = FASTMRI_MASKS + ("poisson",)
 
 
+def check_sampling(acceleration: float, center_fraction: float) -> None:
+    """Refuse an acceleration below 1 or a centre fraction outside (0, 1] (:class:`MriGenpriorError`)."""
+    if not acceleration >= 1:
+        raise MriGenpriorError(f"acceleration must be >= 1, got {acceleration}")
+    if not 0 < center_fraction <= 1:
+        raise MriGenpriorError(f"center fraction must be in (0, 1], got {center_fraction}")
+
+
 def file_seed(name: str) -> Tuple[int, ...]:
     """fastMRI's per-file seed: the character codes of the file name."""
     return tuple(map(ord, name))
@@ -40,10 +48,7 @@ def fastmri_mask(
 
     if kind not in FASTMRI_MASKS:
         raise MriGenpriorError(f"unknown fastMRI mask type {kind!r}; choose from {', '.join(FASTMRI_MASKS)}")
-    if acceleration < 1:
-        raise MriGenpriorError(f"acceleration must be >= 1, got {acceleration}")
-    if not 0 < center_fraction <= 1:
-        raise MriGenpriorError(f"center fraction must be in (0, 1], got {center_fraction}")
+    check_sampling(acceleration, center_fraction)
     accel = int(acceleration) if float(acceleration).is_integer() else acceleration
     func = create_mask_for_mask_type(kind, [center_fraction], [accel])
     try:
@@ -61,8 +66,7 @@ def poisson_mask(shape: Tuple[int, int], acceleration: float, calib: int, seed: 
     """2-D variable-density Poisson-disc ``(H, W)`` mask from ``sigpy.mri.poisson``."""
     import sigpy.mri as mr
 
-    if acceleration < 1:
-        raise MriGenpriorError(f"acceleration must be >= 1, got {acceleration}")
+    check_sampling(acceleration, 1.0)
     mask = mr.poisson(tuple(shape), acceleration, calib=(calib, calib), seed=seed, dtype=np.complex64)
     return np.abs(mask).astype(np.float32)
 

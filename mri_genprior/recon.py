@@ -59,6 +59,11 @@ class MaskSpec:
     center_fraction: float = 0.08
     seed: Optional[int] = None
 
+    def __post_init__(self):
+        if self.kind not in masks.MASK_TYPES:
+            raise MriGenpriorError(f"unknown mask type {self.kind!r}; choose from {', '.join(masks.MASK_TYPES)}")
+        masks.check_sampling(self.acceleration, self.center_fraction)
+
 
 @dataclasses.dataclass
 class SliceBatch:
@@ -169,6 +174,8 @@ def reconstruct_opened(volume: Volume, method: Method, mask_spec: MaskSpec = Mas
         report uncertainty (posterior sampling, ``csgm ... std_map=True``), also
         ``reconstruction_std``, a ``(slices, recon_x, recon_y)`` array on the scale of ``recon``.
     """
+    if batch_size < 1:
+        raise MriGenpriorError(f"batch size must be >= 1, got {batch_size}")
     device = resolve_device(device)
     start = time.perf_counter()
     mask, crop_readout, source = volume_mask(volume, mask_spec)

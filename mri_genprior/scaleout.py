@@ -22,7 +22,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from tqdm.auto import tqdm
 
 from . import MriGenpriorError
-from .io import remove_stale_temporaries
+from .io import remove_stale_temporaries, writable_dir
 from .recon import DEFAULT_MAPS, MaskSpec, reconstruct_file
 from .solvers import make_method
 from .writers import output_files, output_path
@@ -87,8 +87,8 @@ def _one_line(err: BaseException) -> str:
 def reconstruct_all(files: Sequence[Path], out_dir: Path, job: Job, workers: int = 0,
                     scheduler: Optional[str] = None, overwrite: bool = False, progress: bool = True) -> Report:
     """Reconstruct ``files`` into ``out_dir`` (see the module docstring)."""
-    out_dir = Path(out_dir)
     make_method(job.method, **job.params)  # bad settings fail here, once, not in every task
+    out_dir = writable_dir(out_dir)
     report = Report()
     todo = []
     for f in files:

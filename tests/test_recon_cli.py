@@ -107,6 +107,31 @@ def test_cli_bad_inputs(tmp_path, synth_file, capsys):
     assert "cannot create output directory" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("command, expected", [
+    (["reconstruct", "{file}", "--method", "tv", "-p", "lamda=-1"], "expected a finite number >= 0"),
+    (["reconstruct", "{file}", "--accel", "0.5"], "acceleration must be >= 1, got 0.5"),
+    (["reconstruct", "{file}", "--center-fraction", "1.5"], "center fraction must be in (0, 1]"),
+    (["reconstruct", "{file}", "--batch-size", "0"], "expected int >= 1, got '0'"),
+    (["study", "--data", "{file}", "--methods", "tv", "-p", "tv:max_iter=0"], "expected a number of iterations >= 1, got 0"),
+    (["study", "--data", "{missing}"], "no such file"),
+    (["synth", "--coils", "0"], "expected int >= 1, got '0'"),
+    (["synth", "--noise", "nan"], "expected float >= 0.0, got 'nan'"),
+])
+def test_cli_refused_settings_leave_no_output_directory(synth_file, tmp_path, capsys, command, expected):
+    out = tmp_path / "new" / "out"
+    argv = [a.format(file=synth_file, missing=tmp_path / "missing.h5") for a in command] + ["-o", str(out), "-q"]
+    if command[0] == "synth":
+        argv.remove("-q")
+    try:
+        code = main(argv)
+    except SystemExit as exit_:  # argparse refuses the value itself
+        code = exit_.code
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert expected in err[-1]
+    assert not (tmp_path / "new").exists()
+
+
 def test_cli_too_small_calibration_is_a_clear_error(synth_file, tmp_path, capsys):
     assert main(["reconstruct", str(synth_file), "-o", str(tmp_path), "--method", "sense",
                  "--center-fraction", "0.04", "-q"]) == 1

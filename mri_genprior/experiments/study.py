@@ -28,7 +28,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .. import MriGenpriorError
-from ..io import atomic_path, input_files, open_volume
+from ..io import atomic_path, input_files, open_volume, writable_dir
 from ..metrics import METRIC_NAMES, volume_metrics
 from ..recon import DEFAULT_MAPS, MaskSpec, reconstruct_file
 from ..solvers import METHODS, make_method
@@ -82,13 +82,13 @@ def run_study(data: Sequence[os.PathLike | str], study_dir: os.PathLike | str, s
     others go on (call again to retry it). Raises :class:`MriGenpriorError` if any cell
     failed, after writing the tables of those that did not.
     """
-    study_dir = Path(study_dir)
     files = input_files(data)
     for path in files:
         with open_volume(path) as volume:
             if volume.target is None:
                 raise MriGenpriorError(f"{path}: no reference image (reconstruction_rss); a study needs one")
     methods = _methods(spec)
+    study_dir = writable_dir(study_dir)
     cells = [(f, m, a) for a in spec.accelerations for m in methods for f in files]
     todo = [c for c in cells if not cell_path(study_dir, c[1], c[2], c[0]).exists()]
     if len(todo) < len(cells):

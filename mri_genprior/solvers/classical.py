@@ -176,6 +176,8 @@ class SigpyRecon(Method):
         self.lamda = number_or_auto("lamda", self.lamda)
         if self.folds < 2:
             raise MriGenpriorError(f"parameter folds: cross-validation needs at least 2, got {self.folds}")
+        if self.max_iter < 1:
+            raise MriGenpriorError(f"parameter max_iter: expected a number of iterations >= 1, got {self.max_iter}")
 
     def _auto_lamda(self, linop, y, folds):
         """(λ, warm start, diagnostics) for one slice's ``y`` given boolean ``folds``
