@@ -35,6 +35,7 @@ from tqdm.auto import tqdm
 
 from . import MriGenpriorError, masks
 from .io import Header, Volume
+from .progress import reporting
 from .physics import (DEFAULT_MAPS, Physics, SensePhysics, coil_maps, crop_or_pad, prewhiten_coils,
                       remove_readout_oversampling, resolve_maps, scale_factor, whitening_factor)
 from .readers import array_volume, open_input
@@ -188,7 +189,8 @@ def reconstruct_opened(volume: Volume, method: Method, mask_spec: MaskSpec = Mas
         batch = prepare_batch(volume, indices, mask, crop_readout, method.needs_maps, device, maps, prewhiten)
         whitened += batch.whitened
         try:
-            result = reconstruct_batch(method, batch.y, batch.physics)
+            with reporting(progress):
+                result = reconstruct_batch(method, batch.y, batch.physics)
         except MriGenpriorError as err:
             raise MriGenpriorError(f"{err} (slices {list(indices)})") from err
         scales = batch.scales[:, None, None]

@@ -122,6 +122,18 @@ def test_a_negative_or_non_finite_weight_or_noise_is_refused(name, params):
         make_method(name, **params)
 
 
+@pytest.mark.parametrize("name,params,bar", [("convdecoder", {"steps": 5, "channels": 8, "ensemble": 2}, "fit 2/2"),
+                                             ("l1-wavelet", {"max_iter": 10}, "λ ladder")])
+def test_inner_progress_bars_show_with_the_pipelines_bar_and_change_nothing(synth_file, capsys, name, params, bar):
+    spec, method = MaskSpec("random", 4, 0.25), make_method(name, **params)
+    shown, _ = reconstruct_volume(synth_file, method, spec, "cpu", batch_size=1, progress=True)
+    err = capsys.readouterr().err
+    assert bar in err and err.count(bar) >= 2  # drawn, then updated
+    quiet, _ = reconstruct_volume(synth_file, method, spec, "cpu", batch_size=1, progress=False)
+    assert capsys.readouterr().err == ""
+    np.testing.assert_array_equal(shown, quiet)
+
+
 def test_tv_without_regularisation_runs_as_least_squares(synth_file):
     """λ = 0: the dual step √λ = 0 would stall the primal-dual solver, so SigPy's σ = 1 is
     used; 100 iterations of least squares then beat zero-filling (measured 0.83 against 0.67)."""

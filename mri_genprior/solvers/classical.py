@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from .. import MriGenpriorError
+from ..progress import iterate
 from ..physics.operators import array_to_tensor, tensor_to_array
 from .base import Method, Result, number_or_auto
 
@@ -188,7 +189,7 @@ class SigpyRecon(Method):
         held = [fold.astype(xp.float32) for fold in folds]
         train_ops = [sp.linop.Multiply(linop.oshape, 1 - h) * linop for h in held]
         xs, means, errors = [None] * len(held), [], []
-        for lamda in LADDER:
+        for lamda in iterate(LADDER, "λ ladder", unit="λ"):
             xs = [_solve(op, y * (1 - h), self.regularizer, lamda, self.max_iter, x)
                   for op, h, x in zip(train_ops, held, xs)]
             errors.append(sum(float(xp.linalg.norm(h * (linop(x) - y)) ** 2) for h, x in zip(held, xs)))

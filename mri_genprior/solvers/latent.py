@@ -41,6 +41,7 @@ from torch import nn
 
 from .. import MriGenpriorError
 from ..physics.operators import squared_norms
+from ..progress import iterate
 
 
 def to_complex(out: torch.Tensor) -> torch.Tensor:
@@ -150,7 +151,7 @@ def holdout_mask(y: torch.Tensor, fraction: float, rng: torch.Generator) -> torc
 
 def fit(op, y: torch.Tensor, network: nn.Module, z0: torch.Tensor, options: FitOptions,
         grid: Tuple[int, int], phase: Optional[torch.Tensor] = None, penalties: Sequence = (),
-        rng: Optional[torch.Generator] = None) -> FitResult:
+        rng: Optional[torch.Generator] = None, label: str = "fit") -> FitResult:
     """Run the generative-prior optimisation for a batch of N independent problems.
 
     Parameters
@@ -166,6 +167,7 @@ def fit(op, y: torch.Tensor, network: nn.Module, z0: torch.Tensor, options: FitO
     penalties : callables with ``target`` "latent" (applied to z) or "deviation"
         (applied to ν, which then exists), each returning ``(N,)`` values.
     rng : CPU generator for the hold-out draw.
+    label : name of the step bar shown while the pipeline reports progress.
     """
     rng = rng or torch.Generator().manual_seed(0)
     if options.optimizer not in ("adam", "sgd"):
@@ -213,7 +215,7 @@ def fit(op, y: torch.Tensor, network: nn.Module, z0: torch.Tensor, options: FitO
     last_good = [p.detach().clone() for p in moving]
     best_images, best_val = None, torch.full((y.shape[0],), float("inf"), device=y.device)
     since_best, flips, step, backoffs = 0, 0, 0, 0
-    for step in range(1, options.steps + 1):
+    for step in iterate(range(1, options.steps + 1), label):
         optimizer.zero_grad(set_to_none=True)
         total, x, val = objective(z)
         if not bool(torch.isfinite(total).all()):

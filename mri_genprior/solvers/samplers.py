@@ -42,6 +42,7 @@ import torch
 
 from ..physics.operators import Operator, complex_randn
 from ..priors.denoiser import ddim_step
+from ..progress import iterate
 
 Denoiser = Callable[[torch.Tensor, float], torch.Tensor]
 
@@ -87,7 +88,7 @@ def langevin(denoise: Denoiser, op: Operator, y: torch.Tensor, sigmas: Sequence[
     lipschitz = _col(operator_norm_sq(op, shape, rng, y.device))
     x = sigmas[0] * complex_randn(shape, rng, y.device)
     g2 = _col(gamma.to(y.device) ** 2)
-    for sigma in sigmas:
+    for sigma in iterate(sigmas, "langevin", unit="level"):
         alpha = step / (1 / sigma ** 2 + lipschitz / (g2 + sigma ** 2))
         for _ in range(steps_per_level):
             grad = (denoise(x, sigma) - x) / sigma ** 2 + op.adjoint(y - op.forward(x)) / (g2 + sigma ** 2)
@@ -110,7 +111,7 @@ def dps(denoise: Denoiser, op: Operator, y: torch.Tensor, sigmas: Sequence[float
         return x0.detach(), residual.detach(), grad
 
     x = sigmas[0] * complex_randn(shape, rng, y.device)
-    for sigma, sigma_next in zip(sigmas, sigmas[1:]):
+    for sigma, sigma_next in iterate(list(zip(sigmas, sigmas[1:])), "dps", unit="level"):
         x0, residual, grad = tweedie(x, sigma)
         x = ddim_step(x.detach(), x0, sigma, sigma_next, 1.0, rng) - zeta * grad / _col(residual.clamp_min(1e-30))
     return tweedie(x, sigmas[-1])[0]
@@ -129,7 +130,7 @@ def dds(denoise: Denoiser, op: Operator, y: torch.Tensor, sigmas: Sequence[float
         mu = g2 * (1 / sigma ** 2 + 1 / sigma_data ** 2)
         return batched_cg(lambda v: op.adjoint(op.forward(v)) + mu * v, aty + mu * denoised, denoised, cg_steps)
 
-    for sigma, sigma_next in zip(sigmas, sigmas[1:]):
+    for sigma, sigma_next in iterate(list(zip(sigmas, sigmas[1:])), "dds", unit="level"):
         x = ddim_step(x, consistent(x, sigma), sigma, sigma_next, eta, rng)
     return consistent(x, sigmas[-1])
 

@@ -95,11 +95,11 @@ class UntrainedPrior(Method):
         for b in range(y.shape[0]):
             one, yb, seeds = op.select([b]), y[b:b + 1], self.seeds(b)
             fits = []
-            for seed in seeds:
+            for m, seed in enumerate(seeds):
                 rng = torch.Generator().manual_seed(seed)
                 net = self.make_network(op, seed)
                 fits.append(fit(one, yb, net, net.fixed_input(rng).to(physics.device), options, physics.image_shape,
-                                rng=rng))
+                                rng=rng, label=f"fit {m + 1}/{len(seeds)}"))
             x = torch.stack([f.images for f in fits]).mean(0)
             x = data_consistency(one, x, yb) if self.data_consistency else x
             if self.form == "coils":  # the RSS image (magnitude): the written output of maps-free physics
