@@ -35,9 +35,9 @@ from tqdm.auto import tqdm
 
 from . import MriGenpriorError, masks
 from .io import Header, Volume
-from .progress import reporting
 from .physics import (DEFAULT_MAPS, Physics, SensePhysics, coil_maps, crop_or_pad, prewhiten_coils,
                       remove_readout_oversampling, resolve_maps, scale_factor, whitening_factor)
+from .progress import reporting
 from .readers import array_volume, open_input
 from .solvers.base import Method, Result
 from .writers import write_output
