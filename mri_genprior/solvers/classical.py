@@ -31,8 +31,8 @@ import numpy as np
 import torch
 
 from .. import MriGenpriorError
-from ..progress import iterate
 from ..physics.operators import array_to_tensor, tensor_to_array
+from ..progress import iterate
 from .base import Method, Result, number_or_auto
 
 
