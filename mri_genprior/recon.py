@@ -157,7 +157,7 @@ def reconstruct_batch(method: Method, y: torch.Tensor, physics: Physics) -> Resu
     result = method.reconstruct(y, physics)
     if not np.all(np.isfinite(result.images)):
         raise MriGenpriorError(f"{method.name} produced NaN/Inf")
-    return Result(physics.output(result.images, y), result.std, result.diagnostics)
+    return Result(physics.output(result.images, y, result.shrink), result.std, result.diagnostics)
 
 
 def reconstruct_opened(volume: Volume, method: Method, mask_spec: MaskSpec = MaskSpec(),

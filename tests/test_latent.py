@@ -17,7 +17,7 @@ from mri_genprior.priors.networks import DCGANGenerator, DeepDecoder, ExpansiveR
 from mri_genprior.recon import MaskSpec, prepare_batch, reconstruct_volume, volume_mask
 from mri_genprior.solvers import make_method
 from mri_genprior.solvers.latent import FitOptions, embed, fit
-from mri_genprior.solvers.stages import restart_std
+from mri_genprior.solvers.stages import ensemble_shrinkage, restart_std
 from mri_genprior.solvers.trained import cached_prior
 
 
@@ -96,22 +96,48 @@ def test_untrained_prior_beats_zero_filled(synth_file, name):
                for d in info["diagnostics"])
 
 
-def test_untrained_ensemble_is_the_mean_of_its_single_seed_fits(synth_file):
+def test_untrained_ensemble_is_the_shrunk_mean_of_its_single_seed_fits(synth_file):
     """``ensemble=2`` averages the fits of seeds (seed + 2b, seed + 2b + 1) for slice b; data
-    consistency is affine, so the written image is the mean of the single fits' images."""
+    consistency is affine, so with ``shrink=false`` the written image is the output of the
+    single fits' mean, and by default that mean's coil k-space times the Wiener factors of
+    the two fits (:func:`ensemble_shrinkage`)."""
     spec, small = MaskSpec("random", 4, 0.25), {"steps": 20, "channels": 8}
-    recon, info = reconstruct_volume(synth_file, make_method("deep-decoder", ensemble=2, **small), spec, "cpu",
-                                     progress=False, maps="lowres")
-    assert [d["seeds"] for d in info["diagnostics"]] == [[0, 1], [2, 3]]
     with open_volume(synth_file) as volume:
         mask, crop, _ = volume_mask(volume, spec)
         batch = prepare_batch(volume, [0], mask, crop, True, torch.device("cpu"), maps="lowres")
-    singles = [make_method("deep-decoder", ensemble=1, seed=seed, **small).reconstruct(batch.y, batch.physics).images
-               for seed in (0, 1)]
-    mean = batch.physics.output(np.mean(singles, 0), batch.y) * batch.scales[:, None, None]
-    np.testing.assert_allclose(recon[0], crop_or_pad(mean, recon.shape[-2:])[0], rtol=1e-4, atol=1e-5 * recon.max())
+    singles = np.stack([make_method("deep-decoder", ensemble=1, seed=seed, **small).reconstruct(batch.y, batch.physics)
+                        .images for seed in (0, 1)])
+    factors = ensemble_shrinkage(batch.physics.coil_kspace(torch.from_numpy(singles[:, 0]))[:, None]).numpy()
+    unmeasured = np.broadcast_to((batch.physics.sqrt_weights == 0).numpy(), factors.shape)
+    assert 0.05 < factors[unmeasured].mean() < 0.95  # shrinks, neither all nor nothing
+    written = {}
+    for shrink, expected in ((False, None), (True, factors)):
+        recon, info = reconstruct_volume(synth_file, make_method("deep-decoder", ensemble=2, shrink=shrink, **small),
+                                         spec, "cpu", progress=False, maps="lowres")
+        assert [d["seeds"] for d in info["diagnostics"]] == [[0, 1], [2, 3]]
+        assert (info["diagnostics"][0]["shrink_mean"] is None) == (not shrink)
+        mean = batch.physics.output(singles.mean(0), batch.y, expected) * batch.scales[:, None, None]
+        np.testing.assert_allclose(recon[0], crop_or_pad(mean, recon.shape[-2:])[0], rtol=1e-4, atol=1e-5 * recon.max())
+        written[shrink] = recon[0]
+    assert np.abs(written[True] - written[False]).max() > 1e-3 * recon.max()
     with pytest.raises(MriGenpriorError, match="parameter ensemble"):
         make_method("dip", ensemble=0)
+
+
+def test_ensemble_shrinkage_is_the_wiener_factor_of_the_members_mean():
+    """Members ``a + noise``: the factors approach ``1 − σ² / (n |a|²)``; members that agree
+    keep their mean (factor 1); members whose mean is drowned in their spread get 0."""
+    g = torch.Generator().manual_seed(0)
+    n, a, sigma = 4, 1.0, 1.0
+    noise = torch.randn((n, 1, 2, 64, 64), generator=g, dtype=torch.complex64) * sigma
+    factors = ensemble_shrinkage(a + noise)
+    assert factors.shape == (1, 2, 64, 64) and factors.min() >= 0 and factors.max() <= 1
+    assert abs(factors.mean().item() - (1 - sigma ** 2 / (n * a ** 2))) < 0.05
+    same = torch.full((3, 1, 2, 8, 8), 2 + 1j, dtype=torch.complex64)
+    assert torch.equal(ensemble_shrinkage(same), torch.ones(1, 2, 8, 8))
+    assert ensemble_shrinkage(0.01 + noise).median() == 0 and ensemble_shrinkage(0.01 + noise).mean() < 0.15
+    with pytest.raises(ValueError, match="at least 2"):
+        ensemble_shrinkage(noise[:1])
 
 
 @pytest.mark.parametrize("name", ["sign-flip", "sparse-gen", "image-adaptive"])

@@ -114,6 +114,20 @@ def test_non_cartesian_sigpy_sense_drives_a_generative_method(radial_problem, tm
     assert np.linalg.norm(x - x0.abs().numpy()) / np.linalg.norm(x0.numpy()) < 0.05
 
 
+def test_ensemble_shrinkage_is_refused_on_non_cartesian_physics_before_any_fit(radial_problem):
+    """Shrinkage acts on unmeasured Cartesian coil k-space; a radial physics has none."""
+    from mri_genprior.physics import SigpyPhysics
+
+    linop, y, _ = radial_problem
+    physics = SigpyPhysics([linop])
+    with pytest.raises(MriGenpriorError, match="shrink=false"):
+        make_method("deep-decoder", ensemble=2, steps=10**6).reconstruct(y, physics)  # fails at once, not after fits
+    with pytest.raises(MriGenpriorError, match="shrink=false"):
+        physics.output(np.ones((1,) + physics.image_shape, np.complex64), y, np.ones((1, 1) + physics.image_shape))
+    x = reconstruct_batch(make_method("deep-decoder", ensemble=2, shrink=False, steps=5, channels=4), y, physics).images
+    assert x.shape == (1,) + physics.image_shape and np.isfinite(x).all()
+
+
 @pytest.mark.parametrize("name,params", [("tv", {"lamda": v}) for v in (-1e-3, float("nan"), float("inf"))]
                          + [("dds", {"prior": "score.pt", "noise": -0.01})])
 def test_a_negative_or_non_finite_weight_or_noise_is_refused(name, params):

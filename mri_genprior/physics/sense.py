@@ -82,9 +82,25 @@ class Physics(Operator):
         """Estimated k-space noise standard deviation per real component, ``(B,)``."""
         raise MriGenpriorError(f"{type(self).__name__} cannot estimate the k-space noise: give it as a number")
 
-    def output(self, images: np.ndarray, y: torch.Tensor) -> np.ndarray:
+    has_coil_kspace: bool = False  # whether :meth:`coil_kspace` exists here
+
+    def require_coil_kspace(self) -> None:
+        """Raise unless this physics has :meth:`coil_kspace` (Cartesian SENSE with maps, or coil images)."""
+        if not self.has_coil_kspace:
+            raise MriGenpriorError(f"{type(self).__name__}: ensemble shrinkage needs coil k-space (Cartesian "
+                                   "SENSE physics with maps, or coil images); pass -p shrink=false")
+
+    def coil_kspace(self, images: torch.Tensor) -> torch.Tensor:
+        """The coil k-space ``(B, C, H, W)`` of ``images`` before sampling."""
+        self.require_coil_kspace()
+        raise NotImplementedError
+
+    def output(self, images: np.ndarray, y: torch.Tensor, shrink: Optional[np.ndarray] = None) -> np.ndarray:
         """The output convention: the magnitude ``(B, H, W)`` float32 written for ``images``
-        ``(B, H, W)`` reconstructed from ``y``. Here ``|images|``."""
+        ``(B, H, W)`` reconstructed from ``y``. Here ``|images|``; ``shrink`` (factors on the
+        unmeasured coil k-space, see :meth:`SensePhysics.output`) is refused."""
+        if shrink is not None:
+            self.require_coil_kspace()
         return np.abs(images).astype(np.float32)
 
 
@@ -254,22 +270,36 @@ class SensePhysics(Physics):
         power = torch.where(sampled, edge.abs() ** 2, torch.nan).flatten(1)
         return (power.nanmedian(dim=1).values / (2 * np.log(2))).sqrt()
 
-    def output(self, images: np.ndarray, y: torch.Tensor) -> np.ndarray:
+    @property
+    def has_coil_kspace(self) -> bool:
+        return self.maps is not None
+
+    def coil_kspace(self, images: torch.Tensor) -> torch.Tensor:
+        """``F S x``: the coil k-space ``(B, C, H, W)`` of ``images`` before sampling."""
+        self.require_coil_kspace()
+        return fft2c(self._spread(images))
+
+    def output(self, images: np.ndarray, y: torch.Tensor, shrink: Optional[np.ndarray] = None) -> np.ndarray:
         """The root sum of squares of the data-consistent coil images, as fastMRI makes its
         references: coil k-space ``F S x``, measured samples replaced by ``y``, RSS of the
-        inverse FFT. Without maps (methods that return an RSS image): ``|images|``."""
+        inverse FFT. ``shrink`` ``(B, C, H, W)`` in [0, 1] (or None) multiplies the coil
+        k-space first, so it acts on the unmeasured samples only (ensemble shrinkage,
+        :func:`mri_genprior.solvers.stages.ensemble_shrinkage`). Without maps (methods that
+        return an RSS image): ``|images|``."""
         if self.maps is None:
-            return super().output(images, y)
-        return self._consistent_rss(images, y)
+            return super().output(images, y, shrink)
+        return self._consistent_rss(images, y, shrink)
 
     def coil_images(self, coils: int) -> "CoilPhysics":
         return CoilPhysics(self.weights, coils, self.calibration_width, self.coil_mix)
 
-    def _consistent_rss(self, images: np.ndarray, y: torch.Tensor) -> np.ndarray:
-        """RSS ``(B, H, W)`` float32 of the coil k-space ``F_c`` :meth:`_spread` ``(images)`` with
-        the measured samples set to ``y``, coils mixed back by ``coil_mix``."""
+    def _consistent_rss(self, images: np.ndarray, y: torch.Tensor, shrink: Optional[np.ndarray] = None) -> np.ndarray:
+        """RSS ``(B, H, W)`` float32 of the coil k-space :meth:`coil_kspace` ``(images)`` (times
+        ``shrink``) with the measured samples set to ``y``, coils mixed back by ``coil_mix``."""
         with torch.no_grad():
-            kspace = fft2c(self._spread(torch.as_tensor(images, device=self.device)))
+            kspace = self.coil_kspace(torch.as_tensor(images, device=self.device))
+            if shrink is not None:
+                kspace = kspace * torch.as_tensor(shrink, device=self.device)
             sampled = self.sqrt_weights > 0
             kspace = torch.where(sampled, y / torch.where(sampled, self.sqrt_weights, 1.0), kspace)
             return self._rss(kspace).cpu().numpy().astype(np.float32)
@@ -283,6 +313,7 @@ class CoilPhysics(SensePhysics):
     """
 
     unknown = "coil images"
+    has_coil_kspace = True
 
     def __init__(self, weights: torch.Tensor, coils: int, calibration_width: Optional[int] = None,
                  coil_mix: Optional[torch.Tensor] = None):
@@ -314,9 +345,10 @@ class CoilPhysics(SensePhysics):
     def calibration_phase(self, y: torch.Tensor) -> torch.Tensor:
         raise MriGenpriorError("CoilPhysics: coil images have no single phase (use a 2C-channel network)")
 
-    def output(self, images: np.ndarray, y: torch.Tensor) -> np.ndarray:
-        """RSS of the coil ``images`` ``(B, C, H, W)`` with the measured samples restored."""
-        return self._consistent_rss(images, y)
+    def output(self, images: np.ndarray, y: torch.Tensor, shrink: Optional[np.ndarray] = None) -> np.ndarray:
+        """RSS of the coil ``images`` ``(B, C, H, W)`` (k-space times ``shrink``) with the measured
+        samples restored."""
+        return self._consistent_rss(images, y, shrink)
 
 
 class SigpyPhysics(SigpyOperator, Physics):

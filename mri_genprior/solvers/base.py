@@ -37,11 +37,14 @@ class Result:
     images : ``(B, H, W)`` complex64 reconstructions (scaled like ``y``).
     std : ``(B, H, W)`` per-pixel standard deviation of the magnitude, or None.
     diagnostics : one JSON-able dict per slice (losses, steps, chosen restart, ...).
+    shrink : ``(B, C, H, W)`` factors in [0, 1] on the unmeasured coil k-space of ``images``
+        that the output convention applies (an ensemble's shrinkage), or None.
     """
 
     images: np.ndarray
     std: Optional[np.ndarray] = None
     diagnostics: List[dict] = dataclasses.field(default_factory=list)
+    shrink: Optional[np.ndarray] = None
 
 
 @dataclasses.dataclass

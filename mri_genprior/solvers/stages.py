@@ -5,6 +5,7 @@
 * :func:`adaptation_stage`: move z and a per-slice copy of the network weights
   together, early-stopped on held-out k-space (image-adaptive priors, Hussein et al. 2020).
 * :func:`data_consistency`: restore the measured samples.
+* :func:`ensemble_shrinkage`: Wiener factors for the k-space mean of an ensemble.
 * :func:`restart_std`: per-pixel spread of the good restarts.
 """
 
@@ -75,6 +76,31 @@ def adaptation_stage(y: torch.Tensor, physics, network: nn.Module, z: torch.Tens
 def data_consistency(physics, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Restore the measured samples: ``x + Aᴴ(y − A x)`` (exact for maps with Σ|S|² = 1)."""
     return x + physics.adjoint(y - physics.forward(x))
+
+
+def ensemble_shrinkage(kspace: torch.Tensor, window: int = 5) -> torch.Tensor:
+    """Wiener factors ``(B, C, H, W)`` in [0, 1] for the mean of n ensemble members' coil k-space.
+
+    ``kspace`` is ``(n, B, C, H, W)``, n >= 2. With m the members' mean and v their unbiased
+    variance at each sample, both averaged over a ``window`` × ``window`` (odd) k-space
+    neighbourhood (per coil), the factor is ``max(0, 1 − v / (n |m|²))``: the mean is kept
+    where the members agree and pulled toward zero, the zero-filled value, where they
+    disagree (a prior's inventions where the data leave the image undetermined). Applied to
+    the unmeasured samples only (the output convention restores the measured ones).
+    """
+    n = kspace.shape[0]
+    if n < 2:
+        raise ValueError(f"ensemble_shrinkage needs at least 2 members, got {n}")
+    mean = kspace.mean(0)
+    var = (kspace - mean).abs().pow(2).sum(0) / (n - 1)
+
+    def local(a: torch.Tensor) -> torch.Tensor:
+        flat = a.reshape(-1, 1, *a.shape[-2:])
+        return torch.nn.functional.avg_pool2d(flat, window, stride=1, padding=window // 2,
+                                              count_include_pad=False).reshape(a.shape)
+
+    power = local(mean.abs().pow(2))
+    return (1 - local(var) / (n * power).clamp_min(torch.finfo(power.dtype).tiny)).clamp(0, 1)
 
 
 def restart_std(images: torch.Tensor, losses: torch.Tensor, good_ratio: float) -> torch.Tensor:

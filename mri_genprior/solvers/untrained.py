@@ -15,6 +15,13 @@ mean keeps that and averages the inventions out. Three members gained 0.04–0.0
 0.7–1.7 dB over the mean of the single fits on the real development brain (4× and 8×,
 two masks; docs/real_data.md), at three times the time.
 
+``shrink`` (default on, n >= 2): where the members disagree about an unmeasured k-space
+sample, the written image takes less of their mean there (Wiener factors,
+:func:`~.stages.ensemble_shrinkage`): it leans toward zero-filling exactly where the prior
+invented. Measured on real and synthetic scans it gained most at 8× (0.02–0.03 SSIM for
+Deep Decoder and DIP), cost at most 0.3 dB PSNR, and up to 0.01 SSIM at 4× on synthetic
+scans (docs/real_data.md).
+
 Two forms (``form``; ``sense`` is the default, measured better on real scans, see
 docs/real_data.md):
 
@@ -35,7 +42,7 @@ from .. import MriGenpriorError
 from ..priors import build
 from .base import Method, Result
 from .latent import FitOptions, fit
-from .stages import data_consistency
+from .stages import data_consistency, ensemble_shrinkage
 
 
 FORMS = ("coils", "sense")
@@ -56,6 +63,7 @@ class UntrainedPrior(Method):
     patience: int = 200
     data_consistency: bool = True
     ensemble: int = 3
+    shrink: bool = True
     seed: int = 0
 
     def __post_init__(self):
@@ -91,7 +99,9 @@ class UntrainedPrior(Method):
     def reconstruct(self, y, physics) -> Result:
         options = FitOptions(steps=self.steps, lr=0.0, net_lr=self.lr, holdout=self.holdout, patience=self.patience)
         op = self.operator(y, physics)
-        images, diagnostics = [], []
+        if self.shrink and self.ensemble > 1:
+            op.require_coil_kspace()  # before any fit
+        images, shrinks, diagnostics = [], [], []
         for b in range(y.shape[0]):
             one, yb, seeds = op.select([b]), y[b:b + 1], self.seeds(b)
             fits = []
@@ -100,13 +110,21 @@ class UntrainedPrior(Method):
                 net = self.make_network(op, seed)
                 fits.append(fit(one, yb, net, net.fixed_input(rng).to(physics.device), options, physics.image_shape,
                                 rng=rng, label=f"fit {m + 1}/{len(seeds)}"))
-            x = torch.stack([f.images for f in fits]).mean(0)
-            x = data_consistency(one, x, yb) if self.data_consistency else x
+            members = torch.stack([data_consistency(one, f.images, yb) if self.data_consistency else f.images
+                                   for f in fits])
+            x = members.mean(0)
+            shrink = ensemble_shrinkage(one.coil_kspace(members.flatten(0, 1)).unflatten(0, members.shape[:2])) \
+                if self.shrink and len(fits) > 1 else None
             if self.form == "coils":  # the RSS image (magnitude): the written output of maps-free physics
-                x = torch.as_tensor(one.output(x.cpu().numpy(), yb), device=x.device).to(torch.complex64)
+                x = torch.as_tensor(one.output(x.cpu().numpy(), yb, shrink), device=x.device).to(torch.complex64)
+            elif shrink is not None:
+                shrinks.append(shrink)
             images.append(x)
             diagnostics.append({"method": self.name, "seeds": list(seeds),
                                 "steps": [f.steps for f in fits], "backoffs": sum(f.backoffs for f in fits),
                                 "final_loss": [float(f.data_loss[0]) for f in fits],
-                                "holdout_loss": [float(f.holdout_loss[0]) for f in fits]})
-        return Result(torch.cat(images).cpu().numpy(), None, diagnostics)
+                                "holdout_loss": [float(f.holdout_loss[0]) for f in fits],
+                                "shrink_mean": None if shrink is None else  # over the unmeasured samples
+                                float(shrink.masked_select(one.sqrt_weights == 0).mean())})
+        return Result(torch.cat(images).cpu().numpy(), None, diagnostics,
+                      torch.cat(shrinks).cpu().numpy() if shrinks else None)
