@@ -276,7 +276,6 @@ class SensePhysics(Physics):
 
     def coil_kspace(self, images: torch.Tensor) -> torch.Tensor:
         """``F S x``: the coil k-space ``(B, C, H, W)`` of ``images`` before sampling."""
-        self.require_coil_kspace()
         return fft2c(self._spread(images))
 
     def output(self, images: np.ndarray, y: torch.Tensor, shrink: Optional[np.ndarray] = None) -> np.ndarray:
