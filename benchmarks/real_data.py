@@ -7,7 +7,7 @@ metrics against that reference. Prints a Markdown table (measured, no assertions
 Example::
 
     python benchmarks/real_data.py                       # every registered method but the trained priors
-    python benchmarks/real_data.py --methods zero-filled,l1-wavelet --maps espirit --no-prewhiten
+    python benchmarks/real_data.py --methods zero-filled,l1-wavelet --maps espirit --no-prewhiten --no-noise-floor
     python benchmarks/real_data.py --files other_fully_sampled.h5 ...   # any fastMRI files with a reference
     python benchmarks/real_data.py --figure docs/figures/real_data/brain_8coil.png   # + images, |error| maps
 """
@@ -37,6 +37,7 @@ def main():
     p.add_argument("--files", nargs="*", type=Path, help="fastMRI files with a reference (default: the real brain)")
     p.add_argument("--maps", default=DEFAULT_MAPS, choices=MAPS)
     p.add_argument("--no-prewhiten", dest="prewhiten", action="store_false")
+    p.add_argument("--no-noise-floor", dest="noise_floor", action="store_false")
     p.add_argument("-p", "--param", action="append", default=[], metavar="METHOD:KEY=VALUE")
     p.add_argument("--device", default="cpu")
     p.add_argument("--figure", type=Path, help="PNG of every method's images and |error| maps (first file)")
@@ -58,7 +59,8 @@ def main():
                     method = make_method(name, **params.get(name, {}))
                     start = time.perf_counter()
                     recon, _ = reconstruct_volume(file, method, MaskSpec("random", accel, fraction), args.device,
-                                                  progress=False, maps=args.maps, prewhiten=args.prewhiten)
+                                                  progress=False, maps=args.maps, prewhiten=args.prewhiten,
+                                                  noise_floor=args.noise_floor)
                     seconds = time.perf_counter() - start
                     m = volume_metrics(target, recon)
                     print(f"| {Path(file).name} | {name} | {accel}x | {m['SSIM']:.3f} | {m['PSNR']:.2f} | "

@@ -62,6 +62,9 @@ def add_calibration_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-prewhiten", dest="prewhiten", action="store_false",
                         help="do not whiten the coil noise (by default its covariance is estimated from the "
                              "k-space corners and the coils are prewhitened; see docs/real_data.md)")
+    parser.add_argument("--no-noise-floor", dest="noise_floor", action="store_false",
+                        help="write the RSS of the data-consistent coil images without the noise power that "
+                             "the unmeasured samples would have added (see docs/formats.md)")
 
 
 def _mask_spec(args):
@@ -81,7 +84,7 @@ def cmd_reconstruct(args) -> int:
 
     files = input_paths(args.inputs)
     job = Job(args.method, params, _mask_spec(args), args.device, args.batch_size, maps=args.maps, fmt=args.format,
-              prewhiten=args.prewhiten)
+              prewhiten=args.prewhiten, noise_floor=args.noise_floor)
     report = reconstruct_all(files, args.output, job, args.workers, args.scheduler, args.overwrite, not args.quiet)
     for path in report.skipped:
         print(f"skip {path.name}: {output_path(args.format, args.output, path)} exists (use --overwrite)")
@@ -146,7 +149,7 @@ def cmd_study(args) -> int:
     if unknown:
         raise MriGenpriorError(f"parameters given for methods not in --methods: {', '.join(sorted(unknown))}")
     spec = StudySpec(methods, args.accels, args.mask, args.center_fraction, params, args.prior, args.device,
-                     args.batch_size, args.maps, args.prewhiten)
+                     args.batch_size, args.maps, args.prewhiten, args.noise_floor)
     rows = run_study(args.data, args.output, spec, progress=not args.quiet)
     print(format_summary(summarize_rows(rows)), end="")
     print(f"study written to {args.output} (results.csv, summary.md, metrics_vs_accel.png, examples.png)")

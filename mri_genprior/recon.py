@@ -35,8 +35,8 @@ from tqdm.auto import tqdm
 
 from . import MriGenpriorError, masks
 from .io import Header, Volume
-from .physics import (DEFAULT_MAPS, Physics, SensePhysics, coil_maps, crop_or_pad, prewhiten_coils,
-                      remove_readout_oversampling, resolve_maps, scale_factor, whitening_factor)
+from .physics import (DEFAULT_MAPS, Physics, SensePhysics, coil_maps, crop_or_pad, missing_noise_power,
+                      prewhiten_coils, remove_readout_oversampling, resolve_maps, scale_factor, whitening_factor)
 from .progress import reporting
 from .readers import array_volume, open_input
 from .solvers.base import Method, Result
@@ -107,11 +107,14 @@ def volume_mask(volume: Volume, spec: MaskSpec) -> Tuple[np.ndarray, bool, str]:
 
 
 def prepare_batch(volume: Volume, indices, mask: np.ndarray, crop_readout: bool, need_maps: bool,
-                  device: torch.device, maps: str = DEFAULT_MAPS, prewhiten: bool = True) -> SliceBatch:
+                  device: torch.device, maps: str = DEFAULT_MAPS, prewhiten: bool = True,
+                  noise_floor: bool = True) -> SliceBatch:
     """Read, crop, mask, scale, prewhiten (if ``prewhiten`` and the noise covariance can be
     estimated, :mod:`mri_genprior.physics.noise`) and calibrate (coil maps by ``maps``) the
-    slices ``indices`` of ``volume``."""
-    ys, mps, scales, mixes = [], [], [], []
+    slices ``indices`` of ``volume``; with ``noise_floor`` (multi-coil) the physics adds the
+    unmeasured samples' noise power to every written RSS
+    (:func:`~mri_genprior.physics.noise.missing_noise_power`)."""
+    ys, mps, scales, mixes, floors = [], [], [], [], []
     weights, whitened = None, 0
     for i in indices:
         k = volume.read_slice(i)
@@ -121,6 +124,8 @@ def prepare_batch(volume: Volume, indices, mask: np.ndarray, crop_readout: bool,
         y = (k * weights + 0.0).astype(np.complex64)  # + 0.0: no signed zeros (fastMRI 2019 leak)
         scale = scale_factor(y)
         y /= scale
+        floors.append(missing_noise_power(y, weights, masks.calibration_region(mask, y.shape[-2:]),
+                                          volume.header.padding) if noise_floor and y.shape[0] > 1 else 0.0)
         factor = whitening_factor(y, weights) if prewhiten and y.shape[0] > 1 else None
         if factor is not None:
             y = prewhiten_coils(y, factor)
@@ -132,7 +137,8 @@ def prepare_batch(volume: Volume, indices, mask: np.ndarray, crop_readout: bool,
             mps.append(coil_maps(y, mask, maps, device))
     w = np.broadcast_to(weights, (len(ys),) + weights.shape).copy()
     physics = SensePhysics.from_numpy(np.stack(mps) if need_maps else None, w, device,
-                                      coil_mix=np.stack(mixes) if whitened else None)
+                                      coil_mix=np.stack(mixes) if whitened else None,
+                                      floor=np.asarray(floors, np.float32) if any(floors) else None)
     return SliceBatch(torch.as_tensor(np.stack(ys), device=device), physics, np.asarray(scales, np.float32),
                       whitened)
 
@@ -162,7 +168,8 @@ def reconstruct_batch(method: Method, y: torch.Tensor, physics: Physics) -> Resu
 
 def reconstruct_opened(volume: Volume, method: Method, mask_spec: MaskSpec = MaskSpec(),
                        device: str | torch.device | None = None, batch_size: int = 4, progress: bool = True,
-                       maps: str = DEFAULT_MAPS, prewhiten: bool = True) -> Tuple[np.ndarray, dict]:
+                       maps: str = DEFAULT_MAPS, prewhiten: bool = True, noise_floor: bool = True
+                       ) -> Tuple[np.ndarray, dict]:
     """Reconstruct every slice of an open volume (the core of every entry point).
 
     Returns
@@ -170,7 +177,8 @@ def reconstruct_opened(volume: Volume, method: Method, mask_spec: MaskSpec = Mas
     recon : ``(slices, recon_x, recon_y)`` float32 magnitude images in the input's units.
     info : provenance — method settings, input format (and what its reader flagged),
         mask kind and achieved acceleration, coil maps, the number of prewhitened
-        slices, output voxel size, device,
+        slices, the noise floor per slice (RMS, in the output's units, of the noise the
+        unmeasured samples would have added; 0 where none was added), output voxel size, device,
         seconds, and per-slice diagnostics reported by the method; with methods that
         report uncertainty (posterior sampling, ``csgm ... std_map=True``), also
         ``reconstruction_std``, a ``(slices, recon_x, recon_y)`` array on the scale of ``recon``.
@@ -183,11 +191,14 @@ def reconstruct_opened(volume: Volume, method: Method, mask_spec: MaskSpec = Mas
     out_shape = volume.header.recon[:2]
     recon = np.empty((volume.num_slices,) + tuple(out_shape), dtype=np.float32)
     bar = tqdm(total=volume.num_slices, desc=volume.path.name, unit="slice", disable=not progress, leave=False)
-    diagnostics, std, whitened = [], None, 0
+    diagnostics, std, whitened, floors = [], None, 0, []
     for first in range(0, volume.num_slices, batch_size):
         indices = range(first, min(first + batch_size, volume.num_slices))
-        batch = prepare_batch(volume, indices, mask, crop_readout, method.needs_maps, device, maps, prewhiten)
+        batch = prepare_batch(volume, indices, mask, crop_readout, method.needs_maps, device, maps, prewhiten,
+                              noise_floor and method.noise_floor)
         whitened += batch.whitened
+        floor = np.zeros(len(indices)) if batch.physics.floor is None else batch.physics.floor.cpu().numpy()
+        floors.extend(np.broadcast_to(np.sqrt(floor) * batch.scales, len(indices)).round(8).tolist())
         try:
             with reporting(progress):
                 result = reconstruct_batch(method, batch.y, batch.physics)
@@ -215,6 +226,7 @@ def reconstruct_opened(volume: Volume, method: Method, mask_spec: MaskSpec = Mas
         "coil_maps": (resolve_maps(maps, masks.calibration_region(mask, batch.y.shape[-2:])[1])
                       if method.needs_maps and batch.y.shape[1] > 1 else None),
         "prewhitened_slices": whitened,
+        "noise_floor": floors,
         "voxel_size_mm": volume.header.voxel_size_mm,
         "device": str(device),
         "seconds": round(time.perf_counter() - start, 3),
@@ -228,19 +240,21 @@ def reconstruct_opened(volume: Volume, method: Method, mask_spec: MaskSpec = Mas
 
 def reconstruct_volume(path: os.PathLike | str, method: Method, mask_spec: MaskSpec = MaskSpec(),
                        device: str | torch.device | None = None, batch_size: int = 4,
-                       progress: bool = True, maps: str = DEFAULT_MAPS, prewhiten: bool = True
-                       ) -> Tuple[np.ndarray, dict]:
+                       progress: bool = True, maps: str = DEFAULT_MAPS, prewhiten: bool = True,
+                       noise_floor: bool = True) -> Tuple[np.ndarray, dict]:
     """Reconstruct every slice of a k-space file in any supported format (fastMRI or
     ISMRMRD HDF5, BART ``.cfl``, ``.npy``); returns ``(recon, info)`` as
     :func:`reconstruct_opened` does."""
     with open_input(path) as volume:
-        return reconstruct_opened(volume, method, mask_spec, device, batch_size, progress, maps, prewhiten)
+        return reconstruct_opened(volume, method, mask_spec, device, batch_size, progress, maps, prewhiten,
+                                  noise_floor)
 
 
 def reconstruct_kspace(kspace, method: Method, mask=None, *, header: Header | str | None = None,
                        name: str = "kspace", single_coil: bool = False, mask_spec: MaskSpec = MaskSpec(),
                        device: str | torch.device | None = None, batch_size: int = 4, progress: bool = False,
-                       maps: str = DEFAULT_MAPS, prewhiten: bool = True) -> Tuple[np.ndarray, dict]:
+                       maps: str = DEFAULT_MAPS, prewhiten: bool = True, noise_floor: bool = True
+                       ) -> Tuple[np.ndarray, dict]:
     """Reconstruct k-space held in memory; the same pipeline as the files.
 
     Parameters
@@ -263,14 +277,15 @@ def reconstruct_kspace(kspace, method: Method, mask=None, *, header: Header | st
     images and their provenance.
     """
     volume = array_volume(kspace, mask, header, name, single_coil)
-    return reconstruct_opened(volume, method, mask_spec, device, batch_size, progress, maps, prewhiten)
+    return reconstruct_opened(volume, method, mask_spec, device, batch_size, progress, maps, prewhiten, noise_floor)
 
 
 def reconstruct_file(path: os.PathLike | str, out_dir: os.PathLike | str, method: Method,
                      mask_spec: MaskSpec = MaskSpec(), device=None, batch_size: int = 4,
-                     progress: bool = True, maps: str = DEFAULT_MAPS, fmt: str = "h5", prewhiten: bool = True
-                     ) -> Path:
+                     progress: bool = True, maps: str = DEFAULT_MAPS, fmt: str = "h5", prewhiten: bool = True,
+                     noise_floor: bool = True) -> Path:
     """Reconstruct ``path`` and write it to ``out_dir`` in format ``fmt`` (see
     :mod:`mri_genprior.writers`) atomically; return the output path."""
-    recon, info = reconstruct_volume(path, method, mask_spec, device, batch_size, progress, maps, prewhiten)
+    recon, info = reconstruct_volume(path, method, mask_spec, device, batch_size, progress, maps, prewhiten,
+                                     noise_floor)
     return write_output(fmt, out_dir, path, recon, info)

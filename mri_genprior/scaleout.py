@@ -40,6 +40,7 @@ class Job:
     threads: Optional[int] = None  # torch threads per task (None: leave as is)
     maps: str = DEFAULT_MAPS       # coil-map estimate
     prewhiten: bool = True         # whiten the coil noise (covariance from the k-space edges)
+    noise_floor: bool = True       # add the unmeasured samples' noise power to written RSS images
     fmt: str = "h5"                # output format (mri_genprior.writers.FORMATS)
 
 
@@ -75,7 +76,7 @@ def reconstruct_one(path: str, out_dir: str, job: Job, progress: bool = False) -
         torch.set_num_threads(job.threads)
     method = make_method(job.method, **job.params)
     return str(reconstruct_file(path, out_dir, method, job.mask, _worker_device(job.device), job.batch_size,
-                                progress, job.maps, job.fmt, job.prewhiten))
+                                progress, job.maps, job.fmt, job.prewhiten, job.noise_floor))
 
 
 def _one_line(err: BaseException) -> str:

@@ -1,4 +1,5 @@
-"""Coil noise covariance from the k-space edges, prewhitening, and the pipeline's use of it."""
+"""Coil noise covariance from the k-space edges, prewhitening, the noise variance from the
+calibration matrix's null space and the noise floor of written images."""
 
 import numpy as np
 import pytest
@@ -6,7 +7,7 @@ import torch
 
 from conftest import REAL_KSPACE, crandn
 from mri_genprior.physics import SensePhysics, fft2c, ifft2c, noise_covariance, prewhiten_coils, whitening_factor
-from mri_genprior.physics.noise import edge_rows
+from mri_genprior.physics.noise import calibration_noise_variance, edge_rows
 from mri_genprior.recon import MaskSpec, reconstruct_kspace, reconstruct_volume
 from mri_genprior.solvers import make_method
 
@@ -118,3 +119,54 @@ def test_cli_no_prewhiten_flag(tmp_path, prewhiten):
     assert main(args + ([] if prewhiten else ["--no-prewhiten"])) == 0
     with h5py.File(tmp_path / "kspace.h5") as f:
         assert f.attrs["prewhitened_slices"] == (1 if prewhiten else 0)
+
+
+@pytest.mark.parametrize("coils, width", [(8, 8), (16, 4)])
+def test_calibration_null_space_gives_the_noise_variance_where_signal_fills_the_edges(rng, coils, width):
+    """A sharp-edged object (its k-space edges hold as much signal as noise): the lower half
+    of the calibration matrix's eigenvalues still gives the noise variance."""
+    import sigpy.mri as mr
+
+    image = np.zeros((96, 64))
+    image[24:72, 16:48] = 1
+    kspace = fft2c(torch.from_numpy((mr.birdcage_maps((coils, 96, 64)) * image).astype(np.complex64))).numpy()
+    variance = 0.01 * np.mean(np.abs(kspace) ** 2)
+    kspace = kspace + np.sqrt(variance) * crandn(rng, kspace.shape) / np.sqrt(2)
+    estimate = calibration_noise_variance(kspace[:, :, 32 - width // 2: 32 - width // 2 + width])
+    assert estimate == pytest.approx(variance, rel=0.25)
+    assert calibration_noise_variance(kspace[:, :6, :3]) is None  # fewer rows than twice the columns
+
+
+def test_written_rss_carries_the_noise_the_unmeasured_samples_would_have_added():
+    """Real brain, 4×: the floor is the fully sampled RSS's noise power (its corners) times
+    the unmeasured fraction; the written image is √(RSS² + floor²); zero-filled gets none."""
+    from mri_genprior.physics import ifft2c_np, rss
+
+    real = np.load(REAL_KSPACE)
+    reference = rss(ifft2c_np(real), axis=0)
+    corner_power = np.mean([np.mean(c ** 2) for c in (reference[:12, :12], reference[:12, -12:],
+                                                      reference[-12:, :12], reference[-12:, -12:])])
+    sense = make_method("sense", lamda=1e-2)
+    on, info = reconstruct_kspace(real, sense, name="brain_8coil.h5")
+    off, info_off = reconstruct_kspace(real, sense, name="brain_8coil.h5", noise_floor=False)
+    floor = info["noise_floor"][0]
+    assert floor == pytest.approx(np.sqrt((1 - 1 / info["acceleration"]) * corner_power), rel=0.15)
+    assert info_off["noise_floor"] == [0.0]
+    np.testing.assert_allclose(on, np.sqrt(off.astype(np.float64) ** 2 + floor ** 2), rtol=1e-4)
+    _, info_zf = reconstruct_kspace(real, make_method("zero-filled"), name="brain_8coil.h5")
+    assert info_zf["noise_floor"] == [0.0]
+
+
+def test_cli_no_noise_floor_flag(tmp_path):
+    import json
+
+    import h5py
+
+    from mri_genprior.cli import main
+
+    args = ["reconstruct", str(REAL_KSPACE), "--method", "sense", "-p", "lamda=0.01", "-q"]
+    assert main(args + ["-o", str(tmp_path / "on")]) == 0
+    assert main(args + ["-o", str(tmp_path / "off"), "--no-noise-floor"]) == 0
+    with h5py.File(tmp_path / "on/kspace.h5") as on, h5py.File(tmp_path / "off/kspace.h5") as off:
+        assert json.loads(on.attrs["noise_floor"])[0] > 0 and json.loads(off.attrs["noise_floor"]) == [0.0]
+        assert np.all(on["reconstruction"][()] > off["reconstruction"][()])

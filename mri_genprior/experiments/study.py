@@ -54,6 +54,7 @@ class StudySpec:
     batch_size: int = 4
     maps: str = DEFAULT_MAPS
     prewhiten: bool = True
+    noise_floor: bool = True
 
 
 def _accel_label(accel: float) -> str:
@@ -99,7 +100,7 @@ def run_study(data: Sequence[os.PathLike | str], study_dir: os.PathLike | str, s
         try:
             reconstruct_file(file, out.parent, methods[name], MaskSpec(spec.mask, accel, spec.center_fraction),
                              spec.device, spec.batch_size, progress=False, maps=spec.maps,
-                             prewhiten=spec.prewhiten)
+                             prewhiten=spec.prewhiten, noise_floor=spec.noise_floor)
         except MriGenpriorError as err:
             failed.append(f"{file.name} {name} {_accel_label(accel)}: {err}")
             print(f"error: {failed[-1]}", file=sys.stderr)

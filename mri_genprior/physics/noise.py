@@ -1,4 +1,5 @@
-"""Coil noise from the k-space edges: its covariance and the prewhitening it gives.
+"""Coil noise: its covariance from the k-space edges and the prewhitening it gives; its
+variance from the calibration matrix's null space and the noise floor it gives.
 
 Thermal noise is the same at every k-space location, while an image's signal falls off
 towards the edges; the measured samples in the k-space corners (the outer ``H/EDGE_ROWS``
@@ -14,7 +15,7 @@ makes the least-squares data term the noise's log-likelihood (Pruessmann et al. 
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Tuple
 
 import numpy as np
 
@@ -84,3 +85,82 @@ def prewhiten_coils(kspace: np.ndarray, factor: np.ndarray) -> np.ndarray:
     c = kspace.shape[0]
     mixed = np.linalg.solve(factor.astype(np.complex128), kspace.reshape(c, -1))
     return mixed.reshape(kspace.shape).astype(np.complex64)
+
+
+CALIBRATION_KERNEL = 5  # side of the calibration matrix's k-space kernel (ESPIRiT's default 6, one less)
+
+
+def _calibration_matrix(block: np.ndarray, kernel: Tuple[int, int]) -> np.ndarray:
+    """ESPIRiT's calibration matrix of ``block`` ``(C, h, w)``: one row per kernel position,
+    ``C · kh · kw`` columns."""
+    windows = np.lib.stride_tricks.sliding_window_view(block, kernel, axis=(1, 2))
+    return windows.transpose(1, 2, 0, 3, 4).reshape(-1, block.shape[0] * kernel[0] * kernel[1])
+
+
+def _lower_half_median(matrix: np.ndarray) -> float:
+    """Median of the lower half of the eigenvalues of ``Aᴴ A / rows``."""
+    gram = matrix.conj().T @ matrix / matrix.shape[0]
+    eigenvalues = np.linalg.eigvalsh(gram.astype(np.complex128))
+    return float(np.median(eigenvalues[: len(eigenvalues) // 2]))
+
+
+def calibration_noise_variance(block: np.ndarray, seed: int = 0) -> Optional[float]:
+    """Complex noise variance ``E|n|²`` per coil sample of the fully sampled calibration
+    ``block`` ``(C, h, w)``, or None where the block is too small for a calibration matrix
+    with at least twice as many rows as columns.
+
+    The coil images are one image times smooth sensitivities, so their signal fills a
+    low-dimensional subspace of the calibration matrix's columns (ESPIRiT's signal space,
+    Uecker et al. 2014) and its lower half of eigenvalues is noise. Their median, divided
+    by the same median for white unit noise in a matrix of the same shape (simulated, so
+    the Hankel structure is accounted for), is the noise variance. Unlike the k-space
+    edges it does not mistake coherent signal for noise: on synthetic scans whose edges
+    hold signal it is within 5 % of the truth where the edge estimate is 10× too high.
+    """
+    c, h, w = block.shape
+    rows = min(CALIBRATION_KERNEL, h - 1)
+    fits = [(rows, cols) for cols in range(min(CALIBRATION_KERNEL, w - 1), 0, -1)  # widest kernel first
+            if (h - rows + 1) * (w - cols + 1) >= 2 * c * rows * cols]
+    if c < 2 or rows < 1 or not fits:
+        return None
+    rng = np.random.default_rng(seed)
+    unit = (rng.standard_normal(block.shape) + 1j * rng.standard_normal(block.shape)) / np.sqrt(2)
+    variance = (_lower_half_median(_calibration_matrix(block, fits[0]))
+                / _lower_half_median(_calibration_matrix(unit, fits[0])))
+    return variance if np.isfinite(variance) and variance > 0 else None
+
+
+def missing_noise_power(kspace: np.ndarray, weights: np.ndarray, calibration: Tuple[int, int],
+                        acquired: Optional[Tuple[int, int]] = None) -> float:
+    """The noise power per image pixel, summed over the coils as acquired, that a fully
+    sampled acquisition holds on the samples ``weights`` leaves out (0 where the noise
+    cannot be estimated).
+
+    Parameters
+    ----------
+    kspace : ``(C, H, W)`` measured k-space of one slice, coils as acquired (not prewhitened:
+        the estimate's mean over the coils is the mean coil noise variance only for
+        noise that is the same in every coil direction or, as measured on the development
+        brain, for the acquired coils; after prewhitening with the edges' covariance it
+        read 34 % high there).
+    weights : ``(H, W)`` sampling weights; zero = not measured.
+    calibration : ``(rows, columns)`` of the centred, fully sampled calibration region.
+    acquired : ``(first, stop)`` phase-encode columns a full acquisition holds (the rest is
+        zero padding, without noise); None = all.
+
+    Notes
+    -----
+    With orthonormal FFTs each k-space sample adds its noise variance to every pixel, so
+    the RSS image of fully sampled coils carries ``C σ²`` of noise power per pixel (σ² the
+    mean coil noise variance) and the unmeasured samples' share of it is missing from any
+    data-consistent estimate.
+    """
+    h, w = kspace.shape[-2:]
+    rows, cols = calibration
+    block = kspace[:, h // 2 - rows // 2: h // 2 + (rows + 1) // 2, w // 2 - cols // 2: w // 2 + (cols + 1) // 2]
+    variance = calibration_noise_variance(block)
+    if variance is None:
+        return 0.0
+    first, stop = (0, w) if acquired is None else acquired
+    unmeasured = np.count_nonzero(weights[:, first:stop] == 0) / (h * w)
+    return float(variance * kspace.shape[0] * unmeasured)

@@ -119,6 +119,10 @@ class SensePhysics(Physics):
         measurements were prewhitened with (``y = L⁻¹ k``, :mod:`~mri_genprior.physics.noise`),
         or None. Coil images are mixed back (``L ·``) before every RSS, so written images
         are RSS images of the coils as acquired, as fastMRI's references are.
+    floor : ``(B,)`` (B may be 1) noise power per pixel that the unmeasured samples of a
+        fully sampled acquisition would add to the RSS image
+        (:func:`~mri_genprior.physics.noise.missing_noise_power`), or None: added under the
+        square root of every written RSS (:meth:`output`).
 
     Notes
     -----
@@ -129,7 +133,7 @@ class SensePhysics(Physics):
     unknown = "image"  # what forward takes, as shape errors name it
 
     def __init__(self, maps: Optional[torch.Tensor], weights: torch.Tensor, calibration_width: Optional[int] = None,
-                 coil_mix: Optional[torch.Tensor] = None):
+                 coil_mix: Optional[torch.Tensor] = None, floor: Optional[torch.Tensor] = None):
         from ..masks import calibration_width as width_of
 
         if weights.ndim != 3 or (maps is not None and (maps.ndim != 4 or maps.shape[-2:] != weights.shape[-2:])):
@@ -138,6 +142,7 @@ class SensePhysics(Physics):
                 f"{None if maps is None else tuple(maps.shape)} and {tuple(weights.shape)}")
         self.maps = None if maps is None else maps.to(torch.complex64)
         self.coil_mix = None if coil_mix is None else coil_mix.to(torch.complex64)
+        self.floor = None if floor is None else floor.to(torch.float32)
         self.weights = weights.to(torch.float32)
         self.sqrt_weights = self.weights.sqrt()[:, None]
         self.device = weights.device
@@ -149,13 +154,14 @@ class SensePhysics(Physics):
 
     @classmethod
     def from_numpy(cls, maps: Optional[np.ndarray], weights: np.ndarray, device: torch.device | str,
-                   calibration_width: Optional[int] = None, coil_mix: Optional[np.ndarray] = None) -> "SensePhysics":
-        """Build from NumPy maps ``(B, C, H, W)`` (or None), weights ``(B, H, W)`` and
-        ``coil_mix`` ``(B, C, C)`` (or None) on ``device``."""
+                   calibration_width: Optional[int] = None, coil_mix: Optional[np.ndarray] = None,
+                   floor: Optional[np.ndarray] = None) -> "SensePhysics":
+        """Build from NumPy maps ``(B, C, H, W)`` (or None), weights ``(B, H, W)``, ``coil_mix``
+        ``(B, C, C)`` and ``floor`` ``(B,)`` (or None) on ``device``."""
         def tensor(a):
             return None if a is None else torch.as_tensor(np.asarray(a), device=device)
 
-        return cls(tensor(maps), tensor(weights), calibration_width, tensor(coil_mix))
+        return cls(tensor(maps), tensor(weights), calibration_width, tensor(coil_mix), tensor(floor))
 
     def _need_maps(self) -> torch.Tensor:
         if self.maps is None:
@@ -210,7 +216,8 @@ class SensePhysics(Physics):
         def pick(t):
             return t if t is None or t.shape[0] == 1 else t[index]
 
-        return SensePhysics(pick(self.maps), pick(self.weights), self.calibration_width, pick(self.coil_mix))
+        return SensePhysics(pick(self.maps), pick(self.weights), self.calibration_width, pick(self.coil_mix),
+                            pick(self.floor))
 
     def calibration_phase(self, y: torch.Tensor) -> torch.Tensor:
         """Phase of the adjoint of the centre ``w × w`` k-space block, ``w = max(4, calibration_width)``."""
@@ -281,27 +288,32 @@ class SensePhysics(Physics):
     def output(self, images: np.ndarray, y: torch.Tensor, shrink: Optional[np.ndarray] = None) -> np.ndarray:
         """The root sum of squares of the data-consistent coil images, as fastMRI makes its
         references: coil k-space ``F S x``, measured samples replaced by ``y``, RSS of the
-        inverse FFT. ``shrink`` ``(B, C, H, W)`` in [0, 1] (or None) multiplies the coil
-        k-space first, so it acts on the unmeasured samples only (ensemble shrinkage,
-        :func:`mri_genprior.solvers.stages.ensemble_shrinkage`). Without maps (methods that
-        return an RSS image): ``|images|``."""
+        inverse FFT, with ``floor`` (the noise power the unmeasured samples would have
+        added) under the square root. ``shrink`` ``(B, C, H, W)`` in [0, 1] (or None)
+        multiplies the coil k-space first, so it acts on the unmeasured samples only
+        (ensemble shrinkage, :func:`mri_genprior.solvers.stages.ensemble_shrinkage`).
+        Without maps (methods that return an RSS image): ``|images|``."""
         if self.maps is None:
             return super().output(images, y, shrink)
         return self._consistent_rss(images, y, shrink)
 
     def coil_images(self, coils: int) -> "CoilPhysics":
-        return CoilPhysics(self.weights, coils, self.calibration_width, self.coil_mix)
+        return CoilPhysics(self.weights, coils, self.calibration_width, self.coil_mix, self.floor)
 
     def _consistent_rss(self, images: np.ndarray, y: torch.Tensor, shrink: Optional[np.ndarray] = None) -> np.ndarray:
         """RSS ``(B, H, W)`` float32 of the coil k-space :meth:`coil_kspace` ``(images)`` (times
-        ``shrink``) with the measured samples set to ``y``, coils mixed back by ``coil_mix``."""
+        ``shrink``) with the measured samples set to ``y``, coils mixed back by ``coil_mix``,
+        ``floor`` added to its square."""
         with torch.no_grad():
             kspace = self.coil_kspace(torch.as_tensor(images, device=self.device))
             if shrink is not None:
                 kspace = kspace * torch.as_tensor(shrink, device=self.device)
             sampled = self.sqrt_weights > 0
             kspace = torch.where(sampled, y / torch.where(sampled, self.sqrt_weights, 1.0), kspace)
-            return self._rss(kspace).cpu().numpy().astype(np.float32)
+            rss = self._rss(kspace)
+            if self.floor is not None:
+                rss = (rss ** 2 + self.floor[:, None, None]).sqrt()
+            return rss.cpu().numpy().astype(np.float32)
 
 
 class CoilPhysics(SensePhysics):
@@ -315,8 +327,8 @@ class CoilPhysics(SensePhysics):
     has_coil_kspace = True
 
     def __init__(self, weights: torch.Tensor, coils: int, calibration_width: Optional[int] = None,
-                 coil_mix: Optional[torch.Tensor] = None):
-        super().__init__(None, weights, calibration_width, coil_mix)
+                 coil_mix: Optional[torch.Tensor] = None, floor: Optional[torch.Tensor] = None):
+        super().__init__(None, weights, calibration_width, coil_mix, floor)
         self.coils = int(coils)
         self.ishape = (self.coils,) + tuple(weights.shape[-2:])
         self.oshape = self.ishape
@@ -339,7 +351,7 @@ class CoilPhysics(SensePhysics):
 
     def select(self, index: Sequence[int]) -> "CoilPhysics":
         picked = super().select(index)
-        return CoilPhysics(picked.weights, self.coils, self.calibration_width, picked.coil_mix)
+        return CoilPhysics(picked.weights, self.coils, self.calibration_width, picked.coil_mix, picked.floor)
 
     def calibration_phase(self, y: torch.Tensor) -> torch.Tensor:
         raise MriGenpriorError("CoilPhysics: coil images have no single phase (use a 2C-channel network)")

@@ -52,13 +52,16 @@ class Method:
     """Base class: see the module docstring for the contract.
 
     Class attributes: ``needs_maps`` (the pipeline estimates coil maps for it; a method
-    may make it a property of its settings) and
-    ``takes_prior`` (it reads a trained generator checkpoint, ``prior``). The registry
+    may make it a property of its settings),
+    ``takes_prior`` (it reads a trained generator checkpoint, ``prior``) and
+    ``noise_floor`` (its written RSS carries the unmeasured samples' noise power, see
+    :meth:`mri_genprior.physics.SensePhysics.output`). The registry
     (:mod:`mri_genprior.solvers`) sets ``name``.
     """
 
     needs_maps: ClassVar[bool] = True
     takes_prior: ClassVar[bool] = False
+    noise_floor: ClassVar[bool] = True
     name = ""  # set by the registry; not a hyper-parameter
 
     def settings(self) -> dict:

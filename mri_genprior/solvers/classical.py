@@ -38,9 +38,11 @@ from .base import Method, Result, number_or_auto
 
 @dataclasses.dataclass
 class ZeroFilled(Method):
-    """The physics' zero-filled image (Cartesian SENSE: RSS of the inverse FFT of the zero-filled k-space)."""
+    """The physics' zero-filled image (Cartesian SENSE: RSS of the inverse FFT of the zero-filled k-space),
+    fastMRI's baseline as it is: no noise floor."""
 
     needs_maps = False
+    noise_floor = False
 
     def reconstruct(self, y, physics) -> Result:
         return Result(physics.zero_filled(y).cpu().numpy())
