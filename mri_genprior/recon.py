@@ -198,7 +198,7 @@ def reconstruct_opened(volume: Volume, method: Method, mask_spec: MaskSpec = Mas
                               noise_floor and method.noise_floor)
         whitened += batch.whitened
         floor = np.zeros(len(indices)) if batch.physics.floor is None else batch.physics.floor.cpu().numpy()
-        floors.extend(np.broadcast_to(np.sqrt(floor) * batch.scales, len(indices)).round(8).tolist())
+        floors.extend((np.sqrt(floor) * batch.scales).round(8).tolist())
         try:
             with reporting(progress):
                 result = reconstruct_batch(method, batch.y, batch.physics)

@@ -53,13 +53,12 @@ JSENSE_LAMDA = 1e-2  # jsense: Tikhonov weight (SigPy normalises the data to uni
 def lowres_maps(kspace: np.ndarray, region: Tuple[int, int]) -> np.ndarray:
     """Maps ``(coils, H, W)`` complex64 from the centred ``region`` = (rows, columns) of
     ``kspace`` ``(coils, H, W)``: Hann-windowed coil images divided by their RSS."""
-    from .preprocess import ifft2c_np, rss
+    from .preprocess import centred, ifft2c_np, rss
 
     h, w = kspace.shape[-2:]
     window = np.zeros((h, w), np.float32)
     rows, cols = min(region[0], h), min(region[1], w)
-    top, left = h // 2 - rows // 2, w // 2 - cols // 2
-    window[top:top + rows, left:left + cols] = np.outer(np.hanning(rows + 2)[1:-1], np.hanning(cols + 2)[1:-1])
+    window[centred(h, rows), centred(w, cols)] = np.outer(np.hanning(rows + 2)[1:-1], np.hanning(cols + 2)[1:-1])
     images = ifft2c_np(kspace * window)
     norm = rss(images)
     return (images / np.maximum(norm, 1e-12 * norm.max())).astype(np.complex64)

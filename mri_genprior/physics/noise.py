@@ -15,9 +15,12 @@ makes the least-squares data term the noise's log-likelihood (Pruessmann et al. 
 
 from __future__ import annotations
 
+import functools
 from typing import Optional, Tuple
 
 import numpy as np
+
+from .preprocess import centred
 
 EDGE_ROWS = 16       # the outer H/EDGE_ROWS readout rows at each edge hold the noise samples
 SIGNAL_FACTOR = 3.0  # corner samples whose coil-summed power exceeds this × the median are signal
@@ -104,6 +107,15 @@ def _lower_half_median(matrix: np.ndarray) -> float:
     return float(np.median(eigenvalues[: len(eigenvalues) // 2]))
 
 
+@functools.lru_cache(maxsize=16)
+def _unit_noise_median(shape: Tuple[int, int, int], kernel: Tuple[int, int], seed: int) -> float:
+    """:func:`_lower_half_median` of the calibration matrix of white unit complex noise of
+    ``shape`` (the same for every slice of a volume, so computed once)."""
+    rng = np.random.default_rng(seed)
+    unit = (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)) / np.sqrt(2)
+    return _lower_half_median(_calibration_matrix(unit, kernel))
+
+
 def calibration_noise_variance(block: np.ndarray, seed: int = 0) -> Optional[float]:
     """Complex noise variance ``E|n|²`` per coil sample of the fully sampled calibration
     ``block`` ``(C, h, w)``, or None where the block is too small for a calibration matrix
@@ -123,10 +135,8 @@ def calibration_noise_variance(block: np.ndarray, seed: int = 0) -> Optional[flo
             if (h - rows + 1) * (w - cols + 1) >= 2 * c * rows * cols]
     if c < 2 or rows < 1 or not fits:
         return None
-    rng = np.random.default_rng(seed)
-    unit = (rng.standard_normal(block.shape) + 1j * rng.standard_normal(block.shape)) / np.sqrt(2)
     variance = (_lower_half_median(_calibration_matrix(block, fits[0]))
-                / _lower_half_median(_calibration_matrix(unit, fits[0])))
+                / _unit_noise_median(block.shape, fits[0], seed))
     return variance if np.isfinite(variance) and variance > 0 else None
 
 
@@ -154,9 +164,7 @@ def missing_noise_power(kspace: np.ndarray, weights: np.ndarray, calibration: Tu
     data-consistent estimate.
     """
     h, w = kspace.shape[-2:]
-    rows, cols = calibration
-    block = kspace[:, h // 2 - rows // 2: h // 2 + (rows + 1) // 2, w // 2 - cols // 2: w // 2 + (cols + 1) // 2]
-    variance = calibration_noise_variance(block)
+    variance = calibration_noise_variance(kspace[:, centred(h, calibration[0]), centred(w, calibration[1])])
     if variance is None:
         return 0.0
     first, stop = (0, w) if acquired is None else acquired

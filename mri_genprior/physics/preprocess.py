@@ -22,6 +22,13 @@ def rss(coil_images: np.ndarray, axis: int = 0) -> np.ndarray:
     return np.sqrt(np.sum(np.abs(coil_images) ** 2, axis=axis))
 
 
+def centred(size: int, length: int) -> slice:
+    """The run of ``length`` indices of ``range(size)`` centred on the k-space centre
+    ``size // 2`` (for an even ``length``, one index more before the centre than after it):
+    where the calibration region of a centred mask lies."""
+    return slice(size // 2 - length // 2, size // 2 + (length + 1) // 2)
+
+
 def crop_or_pad(x: np.ndarray, shape: Tuple[int, int]) -> np.ndarray:
     """Centre-crop or zero-pad the last two axes of ``x`` to ``shape``.
 

@@ -26,6 +26,7 @@ from .coils import sigpy_device
 from .misfit import CartesianMisfit
 from .noise import edge_rows
 from .operators import Operator, SigpyOperator, fft2c, ifft2c, tensor_to_array
+from .preprocess import centred
 
 
 READOUT_SEGMENTS = 8  # cross-validation holds out a line's readout in this many runs (see validation_folds)
@@ -224,7 +225,7 @@ class SensePhysics(Physics):
         width = max(4, self.calibration_width)
         h, w = self.ishape
         window = torch.zeros(h, w, device=y.device)
-        window[h // 2 - width // 2: h // 2 + (width + 1) // 2, w // 2 - width // 2: w // 2 + (width + 1) // 2] = 1
+        window[centred(h, width), centred(w, width)] = 1
         return torch.angle(self.adjoint(y * window))
 
     def zero_filled(self, y: torch.Tensor) -> torch.Tensor:
@@ -257,8 +258,7 @@ class SensePhysics(Physics):
         sampled = (self.sqrt_weights[:, :1] > 0).expand(y.shape[0], 1, h, w)
         lines = bool((self.weights == self.weights[:, :1]).all())
         outside = torch.ones(h, w, dtype=torch.bool, device=y.device)
-        rows = slice(None) if lines else slice(h // 2 - c // 2, h // 2 + (c + 1) // 2)
-        outside[rows, w // 2 - c // 2: w // 2 + (c + 1) // 2] = False
+        outside[slice(None) if lines else centred(h, c), centred(w, c)] = False
         if not bool((sampled & outside).any()):
             return super().validation_folds(y, folds, rng)
         draw = torch.rand((y.shape[0], 1, READOUT_SEGMENTS if lines else h, w), generator=rng).to(y.device)
