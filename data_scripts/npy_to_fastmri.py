@@ -5,6 +5,12 @@ Examples (the real 8-coil brain data shipped beside this project)::
     python data_scripts/npy_to_fastmri.py ../shared/data/sigpy_brain_8coil/cartesian_ksp.npy brain.h5
     # fully sampled, with a reconstruction_rss reference: the real development case
     python data_scripts/npy_to_fastmri.py tests/data/brain_8coil_fully_sampled/kspace.npy brain_full.h5 --reference
+    # the same brain at a lower resolution (the centre 96 x 96 of its k-space: real96)
+    python data_scripts/npy_to_fastmri.py tests/data/brain_8coil_fully_sampled/kspace.npy real96.h5 --reference \
+        --lower-resolution 96 96
+    # the same brain in a 256 x 256 field of view, its own coil noise around it (pad256)
+    python data_scripts/npy_to_fastmri.py tests/data/brain_8coil_fully_sampled/kspace.npy pad256.h5 --reference \
+        --pad-fov 256 256
 """
 
 import argparse
@@ -13,7 +19,7 @@ import sys
 import numpy as np
 
 from mri_genprior import MriGenpriorError
-from mri_genprior.convert import wrap_kspace
+from mri_genprior.convert import lower_resolution, pad_field_of_view, wrap_kspace
 
 
 def main(argv=None) -> int:
@@ -23,9 +29,20 @@ def main(argv=None) -> int:
     parser.add_argument("--acquisition", default="unknown", help="acquisition attribute to store")
     parser.add_argument("--reference", action="store_true",
                         help="fully sampled input: normalise it and store its RSS image as reconstruction_rss")
+    derive = parser.add_mutually_exclusive_group()
+    derive.add_argument("--lower-resolution", nargs=2, type=int, metavar=("H", "W"),
+                        help="keep the centre H x W of the k-space (same field of view, lower resolution)")
+    derive.add_argument("--pad-fov", nargs=2, type=int, metavar=("H", "W"),
+                        help="fully sampled input: place the coil images in an H x W field of view filled with "
+                             "coil noise of the covariance of their 16 x 16 corners")
     args = parser.parse_args(argv)
     try:
-        path = wrap_kspace(np.load(args.input, allow_pickle=False), args.output,
+        kspace = np.load(args.input, allow_pickle=False)
+        if args.lower_resolution:
+            kspace = lower_resolution(kspace, args.lower_resolution)
+        elif args.pad_fov:
+            kspace = pad_field_of_view(kspace, args.pad_fov)
+        path = wrap_kspace(kspace, args.output,
                            {"acquisition": args.acquisition, "source": args.input}, reference=args.reference)
     except (MriGenpriorError, OSError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)

@@ -4,14 +4,19 @@ Retrospective 4× undersampling (fastMRI random mask, centre fraction 0.08; one 
 0.04), scored with fastMRI's metrics against the fully sampled RSS reference, whole image.
 """
 
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 
-from mri_genprior.convert import wrap_kspace
+from mri_genprior.convert import lower_resolution, pad_field_of_view, wrap_kspace
 from mri_genprior.io import open_volume
 from mri_genprior.metrics import volume_metrics
-from mri_genprior.physics import crop_or_pad
+from mri_genprior.physics import crop_or_pad, ifft2c_np
+from mri_genprior.physics.preprocess import centred
 from mri_genprior.recon import MaskSpec, prepare_batch, reconstruct_volume, volume_mask
 from mri_genprior.solvers import make_method
 from mri_genprior.solvers.classical import LADDER
@@ -84,8 +89,7 @@ def test_sense_beats_zero_filled_on_a_small_crop_with_four_calibration_lines(tmp
     """The centre 96×96 of the real brain's k-space at 8× (4 calibration lines; the maps
     are jsense's): measured 0.617 / 21.47 against zero-filled 0.442 / 18.94 (with the
     joint maps that were the default before: 0.526 / 19.60)."""
-    kspace = np.load(REAL_KSPACE)[:, 67:163, 42:138]
-    path = wrap_kspace(kspace, tmp_path / "real96.h5", reference=True)
+    path = wrap_kspace(lower_resolution(np.load(REAL_KSPACE), (96, 96)), tmp_path / "real96.h5", reference=True)
     with open_volume(path) as volume:
         target = volume.read_target()
     spec = MaskSpec("random", 8, 0.04)
@@ -119,3 +123,38 @@ def test_decoder_ensemble_and_its_shrinkage_beat_zero_filled_at_8x_under_a_hard_
     assert plain["SSIM"] > single["SSIM"] + 0.02 and plain["PSNR"] > single["PSNR"], (plain, single)
     assert shrunk["SSIM"] > plain["SSIM"] + 0.01 and shrunk["PSNR"] > plain["PSNR"] - 0.3, (shrunk, plain)
     assert shrunk["PSNR"] > zf["PSNR"] + 0.5, (shrunk, zf)
+
+
+def test_padded_field_of_view_is_the_scan_surrounded_by_its_own_coil_noise():
+    """``pad_field_of_view`` (``npy_to_fastmri.py --pad-fov``): the centre of the padded coil
+    images is the scan itself, and the added background has the coil noise covariance of
+    the scan's 16 × 16 image corners."""
+    kspace = np.load(REAL_KSPACE)
+    images, original = ifft2c_np(pad_field_of_view(kspace, (256, 256))), ifft2c_np(kspace)
+    inside = (slice(None), centred(256, 230), centred(256, 180))
+    assert np.abs(images[inside] - original).max() < 1e-5 * np.abs(original).max()
+    outside = np.ones((256, 256), bool)
+    outside[inside[1:]] = False
+    corners = np.concatenate([original[:, r, c].reshape(8, -1) for r in (slice(0, 16), slice(-16, None))
+                              for c in (slice(0, 16), slice(-16, None))], axis=1)
+    added = images[:, outside]
+    expected, got = (x @ x.conj().T / x.shape[1] for x in (corners, added))
+    assert np.abs(got - expected).max() < 0.05 * np.abs(np.diag(expected)).max(), (got, expected)
+
+
+def test_npy_script_derives_lower_resolution_and_refuses_a_smaller_padded_field_of_view(tmp_path):
+    script = Path(__file__).resolve().parents[1] / "data_scripts" / "npy_to_fastmri.py"
+    low = tmp_path / "real96.h5"
+    run = subprocess.run([sys.executable, script, REAL_KSPACE, low, "--reference", "--lower-resolution", "96", "96"],
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    with open_volume(low) as volume:
+        written = volume.read_slice(0)
+    block = np.load(REAL_KSPACE)[:, centred(230, 96), centred(180, 96)]
+    np.testing.assert_allclose(written / np.abs(written).max(), block / np.abs(block).max(), atol=1e-6)
+    bad = tmp_path / "pad.h5"
+    run = subprocess.run([sys.executable, script, REAL_KSPACE, bad, "--reference", "--pad-fov", "128", "256"],
+                         capture_output=True, text=True)
+    assert run.returncode == 2 and not bad.exists()
+    assert run.stderr.strip().splitlines() == ["error: expected a larger grid than the k-space's 230 x 180, "
+                                              "got (128, 256)"]
