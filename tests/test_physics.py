@@ -227,3 +227,19 @@ def test_validation_folds_hold_out_runs_of_readout_rows():
     assert (runs == runs[:, :, :1]).all()  # whole runs of rows are held out together
     split = [len({int(f) for f in folds[:, :, col].nonzero()[:, 0]}) > 1 for col in np.flatnonzero(outside[0])]
     assert sum(split) >= len(split) // 2, split  # lines are not held out whole
+
+
+def test_validation_weights_are_the_distance_from_the_kspace_centre(rng, device):
+    """Cartesian SENSE weighs a held-out sample's squared error by its distance from the
+    centre, as a fraction of the grid (zero at DC, 1/2 at the middle of each edge); a
+    physics without k-space geometry (any SigPy Linop) weighs every sample alike."""
+    h, w = 12, 10
+    physics = SensePhysics(None, torch.ones((1, h, w), device=device))
+    weights = physics.validation_weights().cpu().numpy()
+    assert weights.shape == (1, h, w)
+    assert weights[0, h // 2, w // 2] == 0
+    np.testing.assert_allclose([weights[0, 0, w // 2], weights[0, h // 2, 0]], [0.5, 0.5])
+    np.testing.assert_allclose(weights[0, 0, 0], np.sqrt(0.5), rtol=1e-6)
+    linop = mr.linop.Sense(np.ones((3, 8, 8), np.complex64), coord=np.random.default_rng(0).uniform(-4, 4, (50, 2)))
+    generic = SigpyPhysics([linop], device).validation_weights()
+    assert tuple(generic.shape) == (1, 50) and bool((generic == 1).all())
