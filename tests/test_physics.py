@@ -229,7 +229,7 @@ def test_validation_folds_hold_out_runs_of_readout_rows():
     assert sum(split) >= len(split) // 2, split  # lines are not held out whole
 
 
-def test_validation_weights_are_the_distance_from_the_kspace_centre(rng, device):
+def test_validation_weights_are_the_distance_from_the_kspace_centre(device):
     """Cartesian SENSE weighs a held-out sample's squared error by its distance from the
     centre, as a fraction of the grid (zero at DC, 1/2 at the middle of each edge); a
     physics without k-space geometry (any SigPy Linop) weighs every sample alike."""
