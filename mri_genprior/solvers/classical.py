@@ -108,6 +108,7 @@ def seeded_sigpy_random(seed: int, device):
 LADDER = tuple(10.0 ** (-k / 2) for k in range(11))  # λ = 1 … 1e-5, half-decade steps, largest first
 PATIENCE = 1.1  # a rung is worse than another when its validation error exceeds it by this factor
 TOP_RUNGS = 2  # λ = 1 and 0.316: nearly flat images, whose validation error can dip by chance
+STARTS = ("auto", "warm", "zero")  # the final solve's start with lamda=auto (see SigpyRecon)
 
 
 def _lowest(errors, start: int) -> int:
@@ -165,10 +166,13 @@ class SigpyRecon(Method):
     except
     that a win on the top two rungs (nearly flat images) needs no rung below within 10 %
     (:func:`chosen_rung`). The ladder stops once the two rungs after the best rung below
-    the top are both more than 10 % (:data:`PATIENCE`) worse than it (:func:`ladder_done`);
-    the final solve uses every sample, warm-started from the folds' mean. The chosen λ and
-    the ladder's errors are in the diagnostics. ``weighted_holdout=False`` gives the plain
-    sum, the rule before (measured against it in docs/real_data.md).
+    the top are both more than 10 % (:data:`PATIENCE`) worse than it (:func:`ladder_done`).
+    The final solve uses every sample; with ``start="auto"`` the folds are also solved from
+    zero at the chosen λ, and the final solve starts from zero where those solutions'
+    held-out error is lower, else from the folds' mean (``"warm"`` or ``"zero"`` fixes
+    it). The chosen λ, the ladder's errors, the start and the zero-start error are in the
+    diagnostics. ``weighted_holdout=False`` gives the plain sum, the rule before (measured
+    against it in docs/real_data.md).
     """
 
     regularizer: str = "wavelet"
@@ -176,6 +180,7 @@ class SigpyRecon(Method):
     max_iter: int = 100
     folds: int = 4
     weighted_holdout: bool = True
+    start: str = "auto"
     seed: int = 0
 
     def __post_init__(self):
@@ -184,11 +189,13 @@ class SigpyRecon(Method):
         self.lamda = number_or_auto("lamda", self.lamda)
         if self.folds < 2:
             raise MriGenpriorError(f"parameter folds: cross-validation needs at least 2, got {self.folds}")
+        if self.start not in STARTS:
+            raise MriGenpriorError(f"parameter start: expected one of {', '.join(STARTS)}, got {self.start!r}")
         if self.max_iter < 1:
             raise MriGenpriorError(f"parameter max_iter: expected a number of iterations >= 1, got {self.max_iter}")
 
     def _auto_lamda(self, linop, y, folds, weights):
-        """(λ, warm start, diagnostics) for one slice's ``y`` given boolean ``folds``
+        """(λ, the final solve's start (None: zero), diagnostics) for one slice's ``y`` given boolean ``folds``
         ``(K, 1, *y.shape[1:])`` and the held-out errors' ``weights`` ``(1, *y.shape[1:])``
         (or 1.0; see the class docstring)."""
         import sigpy as sp
@@ -196,17 +203,27 @@ class SigpyRecon(Method):
         xp = sp.get_array_module(y)
         held = [fold.astype(xp.float32) for fold in folds]
         train_ops = [sp.linop.Multiply(linop.oshape, 1 - h) * linop for h in held]
+
+        def held_out(xs):
+            return sum(float(xp.sum(weights * xp.abs(h * (linop(x) - y)) ** 2)) for h, x in zip(held, xs))
+
         xs, means, errors = [None] * len(held), [], []
         for lamda in iterate(LADDER, "λ ladder", unit="λ"):
             xs = [_solve(op, y * (1 - h), self.regularizer, lamda, self.max_iter, x)
                   for op, h, x in zip(train_ops, held, xs)]
-            errors.append(sum(float(xp.sum(weights * xp.abs(h * (linop(x) - y)) ** 2)) for h, x in zip(held, xs)))
+            errors.append(held_out(xs))
             means.append(sum(xs) / len(xs))
             if ladder_done(errors):
                 break
         best = chosen_rung(errors)
-        return LADDER[best], means[best], {"lamda": LADDER[best], "ladder": list(LADDER[:len(errors)]),
-                                           "validation_errors": errors}
+        record = {"lamda": LADDER[best], "ladder": list(LADDER[:len(errors)]), "validation_errors": errors}
+        start = self.start
+        if start == "auto":
+            cold = [_solve(op, y * (1 - h), self.regularizer, LADDER[best], self.max_iter)
+                    for op, h in zip(train_ops, held)]
+            record["zero_start_error"] = held_out(cold)
+            start = "zero" if record["zero_start_error"] < errors[best] else "warm"
+        return LADDER[best], means[best] if start == "warm" else None, {**record, "start": start}
 
     def reconstruct(self, y, physics) -> Result:
         import sigpy as sp
