@@ -195,22 +195,21 @@ class SigpyRecon(Method):
             raise MriGenpriorError(f"parameter max_iter: expected a number of iterations >= 1, got {self.max_iter}")
 
     def _auto_lamda(self, linop, y, folds, weights):
-        """(λ, the final solve's start (None: zero), diagnostics) for one slice's ``y`` given boolean ``folds``
-        ``(K, 1, *y.shape[1:])`` and the held-out errors' ``weights`` ``(1, *y.shape[1:])``
-        (or 1.0; see the class docstring)."""
+        """(λ, the final solve's start (None: zero), diagnostics) for one slice's ``y``
+        given boolean ``folds`` ``(K, 1, *y.shape[1:])`` and the held-out errors' ``weights``
+        ``(1, *y.shape[1:])`` (or 1.0; see the class docstring)."""
         import sigpy as sp
 
         xp = sp.get_array_module(y)
         held = [fold.astype(xp.float32) for fold in folds]
-        train_ops = [sp.linop.Multiply(linop.oshape, 1 - h) * linop for h in held]
+        train = [(sp.linop.Multiply(linop.oshape, 1 - h) * linop, y * (1 - h)) for h in held]  # (operator, data)
 
         def held_out(xs):
             return sum(float(xp.sum(weights * xp.abs(h * (linop(x) - y)) ** 2)) for h, x in zip(held, xs))
 
         xs, means, errors = [None] * len(held), [], []
         for lamda in iterate(LADDER, "λ ladder", unit="λ"):
-            xs = [_solve(op, y * (1 - h), self.regularizer, lamda, self.max_iter, x)
-                  for op, h, x in zip(train_ops, held, xs)]
+            xs = [_solve(op, data, self.regularizer, lamda, self.max_iter, x) for (op, data), x in zip(train, xs)]
             errors.append(held_out(xs))
             means.append(sum(xs) / len(xs))
             if ladder_done(errors):
@@ -219,8 +218,7 @@ class SigpyRecon(Method):
         record = {"lamda": LADDER[best], "ladder": list(LADDER[:len(errors)]), "validation_errors": errors}
         start = self.start
         if start == "auto":
-            cold = [_solve(op, y * (1 - h), self.regularizer, LADDER[best], self.max_iter)
-                    for op, h in zip(train_ops, held)]
+            cold = [_solve(op, data, self.regularizer, LADDER[best], self.max_iter) for op, data in train]
             record["zero_start_error"] = held_out(cold)
             start = "zero" if record["zero_start_error"] < errors[best] else "warm"
         return LADDER[best], means[best] if start == "warm" else None, {**record, "start": start}
