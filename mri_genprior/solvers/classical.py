@@ -108,7 +108,8 @@ def seeded_sigpy_random(seed: int, device):
 LADDER = tuple(10.0 ** (-k / 2) for k in range(11))  # λ = 1 … 1e-5, half-decade steps, largest first
 PATIENCE = 1.1  # a rung is worse than another when its validation error exceeds it by this factor
 TOP_RUNGS = 2  # λ = 1 and 0.316: nearly flat images, whose validation error can dip by chance
-STARTS = ("auto", "warm", "zero")  # the final solve's start with lamda=auto (see SigpyRecon)
+LADDERS = ("warm", "zero")  # the fold solves down the λ ladder: from the rung above's, or from zero
+STARTS = ("auto", "warm", "zero")  # the final solve's start after a warm ladder (see SigpyRecon)
 
 
 def _lowest(errors, start: int) -> int:
@@ -159,7 +160,8 @@ class SigpyRecon(Method):
     cross-validation in k-space: the physics deals the measured samples that undersampling
     could have missed (outside the calibration region; eighths of phase-encode lines for
     1-D Cartesian masks, see ``SensePhysics.validation_folds``) into ``folds`` sets; for each set left out, the solves run down the
-    ladder :data:`LADDER` (largest λ first, each warm-started from the last), and the λ
+    ladder :data:`LADDER` (largest λ first; with ``ladder="warm"`` each warm-started from
+    the last, with ``"zero"`` each from zero, the solve a fixed λ runs), and the λ
     whose solutions best predict the left-out samples wins (their squared errors summed
     over the folds; with ``weighted_holdout``, each weighted by
     ``physics.validation_weights()``, on Cartesian k-space the distance from the centre),
@@ -167,11 +169,11 @@ class SigpyRecon(Method):
     that a win on the top two rungs (nearly flat images) needs no rung below within 10 %
     (:func:`chosen_rung`). The ladder stops once the two rungs after the best rung below
     the top are both more than 10 % (:data:`PATIENCE`) worse than it (:func:`ladder_done`).
-    The final solve uses every sample; with ``start="auto"`` the folds are also solved from
-    zero at the chosen λ, and the final solve starts from zero where those solutions'
-    held-out error is lower, else from the folds' mean (``"warm"`` or ``"zero"`` fixes
-    it). The chosen λ, the ladder's errors, the start and the zero-start error are in the
-    diagnostics. ``weighted_holdout=False`` gives the plain sum, the rule before (measured
+    The final solve uses every sample. After a zero ladder it starts from zero; after a
+    warm ladder with ``start="auto"`` the folds are also solved from zero at the chosen λ,
+    and the final solve starts from zero where those solutions' held-out error is lower,
+    else from the folds' mean (``"warm"`` or ``"zero"`` fixes it). The chosen λ, the
+    ladder's errors, the start and the zero-start error are in the diagnostics. ``weighted_holdout=False`` gives the plain sum, the rule before (measured
     against it in docs/real_data.md).
     """
 
@@ -180,6 +182,7 @@ class SigpyRecon(Method):
     max_iter: int = 100
     folds: int = 4
     weighted_holdout: bool = True
+    ladder: str = "warm"
     start: str = "auto"
     seed: int = 0
 
@@ -189,8 +192,16 @@ class SigpyRecon(Method):
         self.lamda = number_or_auto("lamda", self.lamda)
         if self.folds < 2:
             raise MriGenpriorError(f"parameter folds: cross-validation needs at least 2, got {self.folds}")
+        if self.ladder not in LADDERS:
+            raise MriGenpriorError(f"parameter ladder: choose from {', '.join(LADDERS)}, got {self.ladder!r}")
         if self.start not in STARTS:
-            raise MriGenpriorError(f"parameter start: expected one of {', '.join(STARTS)}, got {self.start!r}")
+            raise MriGenpriorError(f"parameter start: choose from {', '.join(STARTS)}, got {self.start!r}")
+        if self.start != "auto" and self.lamda != "auto":
+            raise MriGenpriorError(f"parameter start={self.start} applies to lamda=auto only; a fixed λ "
+                                   f"({self.lamda}) is solved from zero")
+        if self.start == "warm" and self.ladder == "zero":
+            raise MriGenpriorError("parameter start=warm needs ladder=warm; after ladder=zero the final "
+                                   "solve starts from zero")
         if self.max_iter < 1:
             raise MriGenpriorError(f"parameter max_iter: expected a number of iterations >= 1, got {self.max_iter}")
 
@@ -209,14 +220,15 @@ class SigpyRecon(Method):
 
         xs, means, errors = [None] * len(held), [], []
         for lamda in iterate(LADDER, "λ ladder", unit="λ"):
-            xs = [_solve(op, data, self.regularizer, lamda, self.max_iter, x) for (op, data), x in zip(train, xs)]
+            starts = xs if self.ladder == "warm" else [None] * len(held)
+            xs = [_solve(op, data, self.regularizer, lamda, self.max_iter, x) for (op, data), x in zip(train, starts)]
             errors.append(held_out(xs))
             means.append(sum(xs) / len(xs))
             if ladder_done(errors):
                 break
         best = chosen_rung(errors)
         record = {"lamda": LADDER[best], "ladder": list(LADDER[:len(errors)]), "validation_errors": errors}
-        start = self.start
+        start = "zero" if self.ladder == "zero" else self.start
         if start == "auto":
             cold = [_solve(op, data, self.regularizer, LADDER[best], self.max_iter) for op, data in train]
             record["zero_start_error"] = held_out(cold)
