@@ -173,8 +173,9 @@ class SigpyRecon(Method):
     warm ladder with ``start="auto"`` the folds are also solved from zero at the chosen λ,
     and the final solve starts from zero where those solutions' held-out error is lower,
     else from the folds' mean (``"warm"`` or ``"zero"`` fixes it). The chosen λ, the
-    ladder's errors, the start and the zero-start error are in the diagnostics. ``weighted_holdout=False`` gives the plain sum, the rule before (measured
-    against it in docs/real_data.md).
+    ladder's errors, the start and the zero-start error are in the diagnostics.
+    ``weighted_holdout=False`` gives the plain sum, the rule before (measured against it in
+    docs/real_data.md).
     """
 
     regularizer: str = "wavelet"
