@@ -244,12 +244,34 @@ def test_l1_wavelets_ladder_solves_every_rung_from_zero_as_a_fixed_lamda_does(tm
     np.testing.assert_allclose(recon, fixed, rtol=0, atol=1e-3 * float(np.abs(fixed).max()))
 
 
+@pytest.mark.parametrize("start", ["warm", "zero"])
+def test_after_a_zero_ladder_the_start_whose_folds_predict_better_wins(tmp_path, start):
+    """With ``ladder=zero``, ``start=auto`` also runs the folds down a warm ladder to the
+    chosen λ and starts the final solve where their held-out error is lower; the output is
+    the one that start given with ``-p`` writes. (TV so: on 21 synthetic and real-derived
+    cells +0.008 SSIM and −0.15 dB against its default warm ladder, see docs/real_data.md.)"""
+    from mri_genprior.experiments.synthetic import write_synthetic_file
+
+    path = write_synthetic_file(tmp_path / "s8_64.h5", [80], (64, 64), 8, 0.02, 0)
+    spec = MaskSpec("random", 8, 0.08)
+    (auto, info), (fixed, fixed_info) = (
+        reconstruct_volume(path, make_method("tv", ladder="zero", max_iter=30, **params), spec, "cpu", progress=False)
+        for params in ({}, {"start": start}))
+    record = info["diagnostics"][0]
+    best = record["validation_errors"][record["ladder"].index(record["lamda"])]
+    won = "warm" if record["warm_start_error"] < best else "zero"
+    assert record["start"] == won
+    assert fixed_info["diagnostics"][0]["start"] == start and fixed_info["diagnostics"][0]["lamda"] == record["lamda"]
+    if start == won:
+        np.testing.assert_array_equal(auto, fixed)
+    else:
+        assert np.abs(auto - fixed).max() > 1e-3 * np.abs(fixed).max()
+
+
 def test_the_final_solves_start_is_checked():
     with pytest.raises(MriGenpriorError, match="parameter start: choose from auto, warm, zero, got 'cold'"):
         make_method("l1-wavelet", start="cold")
     with pytest.raises(MriGenpriorError, match="start=warm applies to lamda=auto only"):
         make_method("l1-wavelet", start="warm", lamda=1e-3)
-    with pytest.raises(MriGenpriorError, match="start=warm needs ladder=warm"):
-        make_method("l1-wavelet", start="warm", ladder="zero")
     with pytest.raises(MriGenpriorError, match="parameter ladder: choose from warm, zero, got 'cold'"):
         make_method("tv", ladder="cold")
