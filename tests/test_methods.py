@@ -248,8 +248,8 @@ def test_l1_wavelets_ladder_solves_every_rung_from_zero_as_a_fixed_lamda_does(tm
 def test_after_a_zero_ladder_the_start_whose_folds_predict_better_wins(tmp_path, start):
     """With ``ladder=zero``, ``start=auto`` also runs the folds down a warm ladder to the
     chosen λ and starts the final solve where their held-out error is lower; the output is
-    the one that start given with ``-p`` writes. (TV so: on 21 synthetic and real-derived
-    cells +0.008 SSIM and −0.15 dB against its default warm ladder, see docs/real_data.md.)"""
+    the one that start given with ``-p`` writes. (TV so: on 30 synthetic and real-derived
+    cells +0.007 SSIM and −0.15 dB against its default warm ladder, see docs/real_data.md.)"""
     from mri_genprior.experiments.synthetic import write_synthetic_file
 
     path = write_synthetic_file(tmp_path / "s8_64.h5", [80], (64, 64), 8, 0.02, 0)
