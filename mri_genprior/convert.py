@@ -1,7 +1,8 @@
 """Write k-space arrays (e.g. ``.npy`` files) as fastMRI-format HDF5 files, for example to
 make a scored reference from fully sampled data, and derive other real test cases from one
-fully sampled scan: a lower resolution (:func:`lower_resolution`) or a larger field of
-view with the scan's own coil noise around it (:func:`pad_field_of_view`).
+fully sampled scan: a lower resolution (:func:`lower_resolution`), a larger field of
+view with the scan's own coil noise around it (:func:`pad_field_of_view`), or a lower SNR
+(:func:`add_noise`).
 (``reconstruct`` also reads ``.npy`` directly, through the same array reader:
 :mod:`mri_genprior.readers.arrays`.)"""
 
@@ -71,6 +72,40 @@ def lower_resolution(kspace: np.ndarray, shape) -> np.ndarray:
     return np.ascontiguousarray(kspace[..., centred(kspace.shape[-2], h), centred(kspace.shape[-1], w)])
 
 
+def _corner_noise_factor(coils: np.ndarray, corner: int) -> np.ndarray:
+    """Cholesky factor ``(C, C)`` of the coil covariance of the four ``corner`` × ``corner``
+    corners of coil images ``(C, H, W)`` (assumed background, so coil noise)."""
+    c, h, w = coils.shape
+    if 2 * corner > min(h, w):
+        raise MriGenpriorError(f"corners of {corner} pixels do not fit a {h} x {w} image")
+    background = np.concatenate([coils[:, rows, cols].reshape(c, -1)
+                                 for rows in (slice(0, corner), slice(h - corner, h))
+                                 for cols in (slice(0, corner), slice(w - corner, w))], axis=1)
+    try:
+        return np.linalg.cholesky(background @ background.conj().T / background.shape[1])
+    except np.linalg.LinAlgError:
+        raise MriGenpriorError("the image corners hold no coil noise to draw from (singular covariance)") from None
+
+
+def _fully_sampled_images(kspace: np.ndarray, action: str) -> np.ndarray:
+    """Coil images ``(N, C, H, W)`` of fully sampled multi-coil ``kspace`` ``(..., C, H, W)``;
+    a one-line error naming ``action`` otherwise."""
+    if kspace.ndim not in (3, 4):
+        raise MriGenpriorError(f"expected multi-coil k-space (coils, H, W) or (slices, coils, H, W), "
+                               f"got {kspace.shape}")
+    if sampling_mask(np.asarray(volume_array(kspace))) is not None:
+        raise MriGenpriorError(f"{action} needs fully sampled k-space, but some samples are zero")
+    images = ifft2c_np(kspace)
+    return images.reshape((-1,) + images.shape[-3:])
+
+
+def _coil_noise(factor: np.ndarray, shape, rng: np.random.Generator) -> np.ndarray:
+    """Complex Gaussian noise ``(C, *shape)`` of covariance ``factor @ factor^H``."""
+    c = factor.shape[0]
+    white = (rng.standard_normal((c,) + tuple(shape)) + 1j * rng.standard_normal((c,) + tuple(shape))) / np.sqrt(2)
+    return np.einsum("ij,j...->i...", factor, white)
+
+
 def pad_field_of_view(kspace: np.ndarray, shape, corner: int = 16, seed: int = 0) -> np.ndarray:
     """K-space ``(..., C, *shape)`` of the coil images of fully sampled ``kspace``
     ``(..., C, H, W)`` placed in the centre of a larger field of view ``shape``, whose other
@@ -81,29 +116,30 @@ def pad_field_of_view(kspace: np.ndarray, shape, corner: int = 16, seed: int = 0
     Centred orthonormal FFTs (fastMRI's convention); noise drawn from ``seed``."""
     import sigpy as sp
 
-    if kspace.ndim not in (3, 4):
-        raise MriGenpriorError(f"expected multi-coil k-space (coils, H, W) or (slices, coils, H, W), "
-                               f"got {kspace.shape}")
     big = _check_fits(kspace, shape, "larger")
-    if sampling_mask(np.asarray(volume_array(kspace))) is not None:
-        raise MriGenpriorError("padding the field of view needs fully sampled k-space, but some samples are zero")
-    images = ifft2c_np(kspace)
-    c, h, w = images.shape[-3:]
-    if 2 * corner > min(h, w):
-        raise MriGenpriorError(f"corners of {corner} pixels do not fit a {h} x {w} image")
+    flat = _fully_sampled_images(kspace, "padding the field of view")
+    c, h, w = flat.shape[-3:]
     rng = np.random.default_rng(seed)
-    flat = images.reshape(-1, c, h, w)
     out = np.empty((len(flat), c) + big, dtype=np.complex64)
     for i, coils in enumerate(flat):
-        background = np.concatenate([coils[:, rows, cols].reshape(c, -1)
-                                     for rows in (slice(0, corner), slice(h - corner, h))
-                                     for cols in (slice(0, corner), slice(w - corner, w))], axis=1)
-        try:
-            factor = np.linalg.cholesky(background @ background.conj().T / background.shape[1])
-        except np.linalg.LinAlgError:
-            raise MriGenpriorError("the image corners hold no coil noise to pad with (singular covariance)") from None
-        white = (rng.standard_normal((c,) + big) + 1j * rng.standard_normal((c,) + big)) / np.sqrt(2)
-        padded = np.einsum("ij,j...->i...", factor, white)
+        padded = _coil_noise(_corner_noise_factor(coils, corner), big, rng)
         padded[:, centred(big[0], h), centred(big[1], w)] = coils
         out[i] = sp.fft(padded, axes=(-2, -1))
-    return out.reshape(images.shape[:-3] + (c,) + big)
+    return out.reshape(kspace.shape[:-3] + (c,) + big)
+
+
+def add_noise(kspace: np.ndarray, factor: float, corner: int = 16, seed: int = 0) -> np.ndarray:
+    """Fully sampled ``kspace`` ``(..., C, H, W)`` with its coil noise std raised ``factor``-fold:
+    complex Gaussian noise of ``factor² − 1`` times the coil covariance of each slice's four
+    ``corner`` × ``corner`` image corners (assumed background) is added to every sample, the
+    same scan at a lower SNR (an orthonormal FFT keeps white noise white with the same
+    covariance, so it is drawn in k-space directly). Noise drawn from ``seed``."""
+    if not np.isfinite(factor) or factor <= 1:
+        raise MriGenpriorError(f"the noise factor must be above 1 (the scan's own noise), got {factor}")
+    flat = _fully_sampled_images(kspace, "adding noise")
+    rng = np.random.default_rng(seed)
+    noisy = np.asarray(kspace).reshape(flat.shape).astype(np.complex64)
+    for i, coils in enumerate(flat):
+        noisy[i] += _coil_noise(np.sqrt(factor ** 2 - 1) * _corner_noise_factor(coils, corner),
+                                coils.shape[-2:], rng).astype(np.complex64)
+    return noisy.reshape(np.shape(kspace))

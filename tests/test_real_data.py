@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from mri_genprior.convert import lower_resolution, pad_field_of_view, wrap_kspace
+from mri_genprior import MriGenpriorError
+from mri_genprior.convert import add_noise, lower_resolution, pad_field_of_view, wrap_kspace
 from mri_genprior.io import open_volume
 from mri_genprior.metrics import volume_metrics
 from mri_genprior.physics import crop_or_pad, ifft2c_np
@@ -150,6 +151,33 @@ def test_padded_field_of_view_is_the_scan_surrounded_by_its_own_coil_noise():
     added = images[:, outside]
     expected, got = (x @ x.conj().T / x.shape[1] for x in (corners, added))
     assert np.abs(got - expected).max() < 0.05 * np.abs(np.diag(expected)).max(), (got, expected)
+
+
+def test_added_noise_has_the_scans_coil_covariance_scaled_and_bad_factors_are_refused():
+    """``add_noise`` (``npy_to_fastmri.py --noise-factor``): at factor 2 the added noise is
+    white across samples with 2² − 1 = 3 times the coil covariance of the image corners, so
+    the corners of the noisy scan hold 4 times the original's noise power; factors ≤ 1 and
+    undersampled k-space are refused."""
+    kspace = np.load(REAL_KSPACE)
+    noisy = add_noise(kspace, 2.0)
+    assert noisy.shape == kspace.shape and noisy.dtype == np.complex64
+
+    def corner_covariance(images):
+        x = np.concatenate([images[:, r, c].reshape(8, -1) for r in (slice(0, 16), slice(-16, None))
+                            for c in (slice(0, 16), slice(-16, None))], axis=1)
+        return x @ x.conj().T / x.shape[1]
+
+    expected = corner_covariance(ifft2c_np(kspace))
+    scale = np.abs(np.diag(expected)).max()
+    added = (noisy - kspace).reshape(8, -1)
+    assert np.abs(added @ added.conj().T / added.shape[1] - 3 * expected).max() < 0.05 * scale
+    assert np.abs(corner_covariance(ifft2c_np(noisy)) - 4 * expected).max() < 0.4 * scale
+    with pytest.raises(MriGenpriorError, match="the noise factor must be above 1"):
+        add_noise(kspace, 1.0)
+    undersampled = kspace.copy()
+    undersampled[..., ::2] = 0
+    with pytest.raises(MriGenpriorError, match="adding noise needs fully sampled k-space"):
+        add_noise(undersampled, 2.0)
 
 
 def test_npy_script_derives_lower_resolution_and_refuses_a_smaller_padded_field_of_view(tmp_path):
