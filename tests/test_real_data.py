@@ -180,7 +180,7 @@ def test_added_noise_has_the_scans_coil_covariance_scaled_and_bad_factors_are_re
         add_noise(undersampled, 2.0)
 
 
-def test_npy_script_derives_lower_resolution_and_refuses_a_smaller_padded_field_of_view(tmp_path):
+def test_npy_script_derives_lower_resolution_and_refuses_a_smaller_padded_field_of_view_or_less_noise(tmp_path):
     script = Path(__file__).resolve().parents[1] / "data_scripts" / "npy_to_fastmri.py"
     low = tmp_path / "real96.h5"
     run = subprocess.run([sys.executable, script, REAL_KSPACE, low, "--reference", "--lower-resolution", "96", "96"],
@@ -196,6 +196,10 @@ def test_npy_script_derives_lower_resolution_and_refuses_a_smaller_padded_field_
     assert run.returncode == 2 and not bad.exists()
     assert run.stderr.strip().splitlines() == ["error: expected a larger grid than the k-space's 230 x 180, "
                                               "got (128, 256)"]
+    run = subprocess.run([sys.executable, script, REAL_KSPACE, bad, "--reference", "--noise-factor", "0.5"],
+                         capture_output=True, text=True)
+    assert run.returncode == 2 and not bad.exists()
+    assert run.stderr.strip().splitlines() == ["error: the noise factor must be above 1 (the scan's own noise), got 0.5"]
 
 
 def test_auto_lamda_is_close_to_the_best_lamda_of_a_grid_on_a_small_crop(real96):
