@@ -116,8 +116,8 @@ def pad_field_of_view(kspace: np.ndarray, shape, corner: int = 16, seed: int = 0
     Centred orthonormal FFTs (fastMRI's convention); noise drawn from ``seed``."""
     import sigpy as sp
 
-    big = _check_fits(kspace, shape, "larger")
     flat = _fully_sampled_images(kspace, "padding the field of view")
+    big = _check_fits(kspace, shape, "larger")
     c, h, w = flat.shape[-3:]
     rng = np.random.default_rng(seed)
     out = np.empty((len(flat), c) + big, dtype=np.complex64)
