@@ -136,6 +136,13 @@ def test_decoder_ensemble_and_its_shrinkage_beat_zero_filled_at_8x_under_a_hard_
     assert shrunk["PSNR"] > zf["PSNR"] + 0.5, (shrunk, zf)
 
 
+def _corner_covariance(images: np.ndarray) -> np.ndarray:
+    """Coil covariance ``(C, C)`` of the four 16 × 16 corners of coil images ``(C, H, W)``."""
+    x = np.concatenate([images[:, r, c].reshape(len(images), -1) for r in (slice(0, 16), slice(-16, None))
+                        for c in (slice(0, 16), slice(-16, None))], axis=1)
+    return x @ x.conj().T / x.shape[1]
+
+
 def test_padded_field_of_view_is_the_scan_surrounded_by_its_own_coil_noise():
     """``pad_field_of_view`` (``npy_to_fastmri.py --pad-fov``): the centre of the padded coil
     images is the scan itself, and the added background has the coil noise covariance of
@@ -146,10 +153,8 @@ def test_padded_field_of_view_is_the_scan_surrounded_by_its_own_coil_noise():
     assert np.abs(images[inside] - original).max() < 1e-5 * np.abs(original).max()
     outside = np.ones((256, 256), bool)
     outside[inside[1:]] = False
-    corners = np.concatenate([original[:, r, c].reshape(8, -1) for r in (slice(0, 16), slice(-16, None))
-                              for c in (slice(0, 16), slice(-16, None))], axis=1)
     added = images[:, outside]
-    expected, got = (x @ x.conj().T / x.shape[1] for x in (corners, added))
+    expected, got = _corner_covariance(original), added @ added.conj().T / added.shape[1]
     assert np.abs(got - expected).max() < 0.05 * np.abs(np.diag(expected)).max(), (got, expected)
 
 
@@ -161,17 +166,11 @@ def test_added_noise_has_the_scans_coil_covariance_scaled_and_bad_factors_are_re
     kspace = np.load(REAL_KSPACE)
     noisy = add_noise(kspace, 2.0)
     assert noisy.shape == kspace.shape and noisy.dtype == np.complex64
-
-    def corner_covariance(images):
-        x = np.concatenate([images[:, r, c].reshape(8, -1) for r in (slice(0, 16), slice(-16, None))
-                            for c in (slice(0, 16), slice(-16, None))], axis=1)
-        return x @ x.conj().T / x.shape[1]
-
-    expected = corner_covariance(ifft2c_np(kspace))
+    expected = _corner_covariance(ifft2c_np(kspace))
     scale = np.abs(np.diag(expected)).max()
     added = (noisy - kspace).reshape(8, -1)
     assert np.abs(added @ added.conj().T / added.shape[1] - 3 * expected).max() < 0.05 * scale
-    assert np.abs(corner_covariance(ifft2c_np(noisy)) - 4 * expected).max() < 0.4 * scale
+    assert np.abs(_corner_covariance(ifft2c_np(noisy)) - 4 * expected).max() < 0.4 * scale
     with pytest.raises(MriGenpriorError, match="the noise factor must be above 1"):
         add_noise(kspace, 1.0)
     undersampled = kspace.copy()
