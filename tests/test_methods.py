@@ -202,7 +202,8 @@ def test_auto_lamda_starts_the_final_solve_from_zero_where_the_folds_predict_bet
     synthetic 16-coil 96² scan at 8× (4 calibration lines): the final solve
     warm-started from the folds' mean measured 0.606 / 16.98 (zero-filled 0.384 / 16.77),
     from zero at the same λ 0.648 / 19.38. The record says which start won and why, and
-    a start from zero is the solve at that λ given with ``-p``."""
+    a start from zero is the solve at that λ given with ``-p``. A fixed ``start=zero``
+    (L1-wavelet's) gives the same output without solving the folds from zero."""
     from mri_genprior.experiments.synthetic import write_synthetic_file
     from mri_genprior.io import open_volume
 
@@ -210,10 +211,15 @@ def test_auto_lamda_starts_the_final_solve_from_zero_where_the_folds_predict_bet
     with open_volume(path) as volume:
         target = volume.read_target()
     spec = MaskSpec("random", 8, 0.04)
-    recon, info = reconstruct_volume(path, make_method("l1-wavelet", ladder="warm"), spec, "cpu", progress=False)
-    record = info["diagnostics"][0]
+    (recon, info), (fixed_start, fixed_start_info) = (
+        reconstruct_volume(path, make_method("l1-wavelet", ladder="warm", **params), spec, "cpu", progress=False)
+        for params in ({"start": "auto"}, {}))
+    record, fixed_start_record = info["diagnostics"][0], fixed_start_info["diagnostics"][0]
     assert record["start"] == "zero"
     assert record["zero_start_error"] < min(record["validation_errors"])
+    assert fixed_start_record["start"] == "zero" and "zero_start_error" not in fixed_start_record
+    assert fixed_start_record["lamda"] == record["lamda"]
+    np.testing.assert_allclose(fixed_start, recon, rtol=0, atol=1e-3 * float(np.abs(recon).max()))  # step size
     m, zf = (volume_metrics(target, x) for x in (
         recon, reconstruct_volume(path, make_method("zero-filled"), spec, "cpu", progress=False)[0]))
     assert m["SSIM"] > 0.63 and m["PSNR"] > zf["PSNR"] + 2

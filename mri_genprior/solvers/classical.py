@@ -174,8 +174,10 @@ class SigpyRecon(Method):
     the ladder did not use (from zero after a warm ladder; after a zero ladder, a warm
     ladder down to that λ), and the start whose fold solutions predict their held-out
     samples better wins (``"warm"`` or ``"zero"`` fixes it; ``"zero"`` after a zero ladder
-    is the solve the chosen λ gives when fixed). The chosen λ, the ladder's errors, the
-    start and the other start's error are in the diagnostics.
+    is the solve the chosen λ gives when fixed; a fixed start solves no other-start folds
+    but the warm ladder a warm start after a zero ladder needs). The chosen λ, the
+    ladder's errors, the start and the other start's error (where its folds were solved)
+    are in the diagnostics.
     ``weighted_holdout=False`` gives the plain sum, the rule before (measured against it in
     docs/real_data.md).
     """
@@ -233,7 +235,7 @@ class SigpyRecon(Method):
         record = {"lamda": LADDER[best], "ladder": list(LADDER[:len(errors)]), "validation_errors": errors}
         candidates = {self.ladder: (errors[best], means[best])}  # start: (held-out error, the folds' mean)
         other = "zero" if self.ladder == "warm" else "warm"
-        if self.start in ("auto", other):  # the folds solved at the chosen λ with the other start
+        if self.start == "auto" or self.start == other == "warm":  # the folds at the chosen λ, the other start
             if other == "zero":
                 xs = fold_solves(LADDER[best], zeros)
             else:
