@@ -33,10 +33,15 @@ def reference(volumes, tmp_path_factory):
     return out
 
 
-def _same_outputs(a, b, names):
+def _same_outputs(a, b, names, workers=False):
+    """The reconstructions ``names`` in folders ``a`` and ``b`` are equal; with ``workers``
+    (``b`` written by Dask workers) to 1e-4 of the image maximum: the workers run with one
+    BLAS thread (distributed's default), this process with the machine's, so sums run in
+    another order (a SENSE volume on 2 cores: 8.6e-6 of the maximum, 1 against 2 threads)."""
     for name in names:
         with h5py.File(a / name) as fa, h5py.File(b / name) as fb:
-            np.testing.assert_array_equal(fa["reconstruction"][()], fb["reconstruction"][()])
+            x, y = fa["reconstruction"][()], fb["reconstruction"][()]
+            np.testing.assert_allclose(y, x, rtol=0, atol=1e-4 * float(np.abs(x).max()) if workers else 0)
 
 
 def _no_temporaries(out):
@@ -46,7 +51,7 @@ def _no_temporaries(out):
 def test_two_local_workers_match_one_process(volumes, reference, tmp_path):
     report = reconstruct_all(volumes, tmp_path, JOB, workers=2, progress=False)
     assert sorted(p.name for p in report.written) == sorted(v.name for v in volumes) and not report.failed
-    _same_outputs(reference, tmp_path, [v.name for v in volumes])
+    _same_outputs(reference, tmp_path, [v.name for v in volumes], workers=True)
     _no_temporaries(tmp_path)
 
 
@@ -69,7 +74,7 @@ def test_killed_worker_loses_no_volume(volumes, reference, tmp_path):
         report = reconstruct_all(volumes, tmp_path, slow, scheduler=cluster.scheduler_address, progress=False)
         killer.join()
     assert not report.failed and len(report.written) == 4
-    _same_outputs(reference, tmp_path, [v.name for v in volumes])
+    _same_outputs(reference, tmp_path, [v.name for v in volumes], workers=True)
     _no_temporaries(tmp_path)
 
 
