@@ -57,10 +57,13 @@ def _l2(shape, lamda):
     return {"lamda": lamda}
 
 
+WAVELET = "db4"  # the wavelet regularizer's transform (wavelet_span reads its levels from the same name)
+
+
 def _wavelet(shape, lamda):
     import sigpy as sp
 
-    wavelet = sp.linop.Wavelet(shape, wave_name="db4")
+    wavelet = sp.linop.Wavelet(shape, wave_name=WAVELET)
 
     def g(x):
         with sp.get_device(x):
@@ -125,7 +128,7 @@ def wavelet_span(shape) -> int:
     padded to even, levels as ``pywt.wavedecn`` chooses): the period of its shift dependence."""
     import pywt
 
-    return 2 ** pywt.dwt_max_level(min((n + 1) // 2 * 2 for n in shape), "db4")
+    return 2 ** pywt.dwt_max_level(min((n + 1) // 2 * 2 for n in shape), WAVELET)
 
 
 @contextlib.contextmanager
