@@ -98,24 +98,33 @@ def acceleration(mask: np.ndarray, padding: Optional[Tuple[int, int]] = None) ->
     return mask.size / sampled
 
 
+def _calibration_run(mask: np.ndarray) -> Tuple[int, int]:
+    """``(first, stop)`` of the contiguous sampled columns of a 1-D ``mask`` around the
+    centre column ``W // 2`` (``(W // 2, W // 2)`` when the centre is not sampled)."""
+    c = mask.shape[0] // 2
+    if not mask[c]:
+        return c, c
+    lo, hi = c, c
+    while lo > 0 and mask[lo - 1]:
+        lo -= 1
+    while hi + 1 < mask.shape[0] and mask[hi + 1]:
+        hi += 1
+    return lo, hi + 1
+
+
 def calibration_width(mask: np.ndarray) -> int:
     """Width of the fully sampled, centred calibration region of a mask.
 
-    For a 1-D mask: the number of contiguous sampled columns around the centre. For a
-    2-D mask: the side of the largest fully sampled centred square.
+    For a 1-D mask: the number of contiguous sampled columns around the centre (a random
+    line beside the centre lines, or fastMRI's centring on an odd number of columns, can
+    make that run one column off :func:`~mri_genprior.physics.preprocess.centred`: see
+    :func:`centre_calibration`). For a 2-D mask: the side of the largest fully sampled
+    centred square.
     """
     mask = np.asarray(mask) != 0
     if mask.ndim == 1:
-        c = mask.shape[0] // 2
-        if not mask[c]:
-            return 0
-        lo = c
-        while lo > 0 and mask[lo - 1]:
-            lo -= 1
-        hi = c
-        while hi + 1 < mask.shape[0] and mask[hi + 1]:
-            hi += 1
-        return hi - lo + 1
+        first, stop = _calibration_run(mask)
+        return stop - first
     ch, cw = mask.shape[0] // 2, mask.shape[1] // 2
     width = 0
     for half in range(1, min(mask.shape) // 2 + 1):
@@ -123,6 +132,27 @@ def calibration_width(mask: np.ndarray) -> int:
             break
         width = 2 * half
     return width
+
+
+def centre_calibration(kspace: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """``kspace`` ``(..., H, W)`` with its columns rolled cyclically so that a 1-D mask's
+    calibration run lies where ``centred(W, calibration_width(mask))`` (and
+    ``sigpy.resize``) crops it; 2-D masks' squares are centred already (returned as is).
+
+    Without it the centred crop of a run that is one column off (a random line beside the
+    centre lines on one side; fastMRI's centre lines on an odd number of columns) holds an
+    unmeasured, zero column. Only for estimates that use the crop's contents alone (ESPIRiT's
+    calibration matrix, the calibration noise variance): the roll multiplies every coil image
+    by the same linear phase, which they do not depend on.
+    """
+    from .physics.preprocess import centred
+
+    mask = np.asarray(mask) != 0
+    if mask.ndim != 1:
+        return kspace
+    first, stop = _calibration_run(mask)
+    shift = centred(mask.shape[0], stop - first).start - first
+    return np.roll(kspace, shift, axis=-1) if shift else kspace
 
 
 def calibration_region(mask: np.ndarray, shape: Tuple[int, int]) -> Tuple[int, int]:

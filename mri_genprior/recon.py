@@ -124,8 +124,9 @@ def prepare_batch(volume: Volume, indices, mask: np.ndarray, crop_readout: bool,
         y = (k * weights + 0.0).astype(np.complex64)  # + 0.0: no signed zeros (fastMRI 2019 leak)
         scale = scale_factor(y)
         y /= scale
-        floors.append(missing_noise_power(y, weights, masks.calibration_region(mask, y.shape[-2:]),
-                                          volume.header.padding) if noise_floor and y.shape[0] > 1 else 0.0)
+        floors.append(missing_noise_power(masks.centre_calibration(y, mask), weights,
+                                          masks.calibration_region(mask, y.shape[-2:]), volume.header.padding)
+                      if noise_floor and y.shape[0] > 1 else 0.0)
         factor = whitening_factor(y, weights) if prewhiten and y.shape[0] > 1 else None
         if factor is not None:
             y = prewhiten_coils(y, factor)

@@ -38,7 +38,8 @@ def _complex_image(volume: Volume, index: int, size: int, calib_width: int) -> n
     kspace = volume.read_slice(index)
     kspace = remove_readout_oversampling(kspace, min(volume.header.recon[0], kspace.shape[-2]))
     kspace = kspace / scale_factor(kspace)
-    maps = espirit_maps(kspace, min(calib_width, kspace.shape[-1]))
+    width = min(calib_width, kspace.shape[-1])
+    maps = espirit_maps(kspace, (width, width))
     image = crop_or_pad(coil_combine(kspace, maps), (size, size))
     return np.stack([image.real, image.imag])
 
