@@ -204,7 +204,8 @@ def test_auto_lamda_starts_the_final_solve_from_zero_where_the_folds_predict_bet
     from zero at the same λ 0.648 / 19.38. The record says which start won and why, and
     a start from zero is the solve at that λ given with ``-p``. A fixed ``start=zero``
     (L1-wavelet's) gives the same output without solving the folds from zero. (Without
-    cycle spinning, as measured; spun, the warm start wins here.)"""
+    cycle spinning, without L1-wavelet's refinement and with the weighted held-out errors, as
+    measured; spun, the warm start wins here.)"""
     from mri_genprior.experiments.synthetic import write_synthetic_file
     from mri_genprior.io import open_volume
 
@@ -213,8 +214,8 @@ def test_auto_lamda_starts_the_final_solve_from_zero_where_the_folds_predict_bet
         target = volume.read_target()
     spec = MaskSpec("random", 8, 0.04)
     (recon, info), (fixed_start, fixed_start_info) = (
-        reconstruct_volume(path, make_method("l1-wavelet", ladder="warm", cycle_spin=False, **params), spec, "cpu",
-                           progress=False)
+        reconstruct_volume(path, make_method("l1-wavelet", ladder="warm", cycle_spin=False, refine=False,
+                                             weighted_holdout=True, **params), spec, "cpu", progress=False)
         for params in ({"start": "auto"}, {}))
     record, fixed_start_record = info["diagnostics"][0], fixed_start_info["diagnostics"][0]
     assert record["start"] == "zero"
@@ -233,10 +234,10 @@ def test_auto_lamda_starts_the_final_solve_from_zero_where_the_folds_predict_bet
 
 def test_l1_wavelets_ladder_solves_every_rung_from_zero_as_a_fixed_lamda_does(tmp_path):
     """A synthetic 8-coil 96² scan at 8× (4 calibration lines): cross-validating the solves
-    from zero measured λ = 3e-4, 0.619 / 19.31 (cycle-spun; unspun 0.571 / 19.18, the
-    unspun grid's best 0.603 at 1e-3); the warm ladder chose 1e-4, 0.534 / 19.07 (unspun
-    0.515 / 19.04; zero-filled 0.334 / 15.75). The output is the solve at the chosen λ
-    given with ``-p``."""
+    from zero (and refining, L1-wavelet's default) measured λ = 5.6e-4, 0.660 / 19.18
+    (cycle-spun; the rungs alone chose 3e-4, 0.619 / 19.31; the grid's best 0.672 at 1e-3);
+    the warm ladder chose 1e-4, 0.534 / 19.07 (zero-filled 0.334 / 15.75). The output is
+    the solve at the chosen λ given with ``-p``."""
     from mri_genprior.experiments.synthetic import write_synthetic_file
     from mri_genprior.io import open_volume
 
@@ -245,7 +246,8 @@ def test_l1_wavelets_ladder_solves_every_rung_from_zero_as_a_fixed_lamda_does(tm
         target = volume.read_target()
     spec = MaskSpec("random", 8, 0.04)
     (recon, info), (warm, warm_info) = (reconstruct_volume(path, make_method("l1-wavelet", **params), spec, "cpu",
-                                                           progress=False) for params in ({}, {"ladder": "warm"}))
+                                                           progress=False)
+                                        for params in ({}, {"ladder": "warm", "refine": False}))
     record = info["diagnostics"][0]
     assert record["start"] == "zero" and "zero_start_error" not in record
     assert record["lamda"] > warm_info["diagnostics"][0]["lamda"]
