@@ -220,8 +220,8 @@ def test_espirit_maps_on_a_square_are_sigpys():
 
 def test_espirit_maps_from_the_calibration_rectangle_fit_the_real_coils_where_a_square_fails():
     """The real brain's centre 96×96 k-space at 4× (8 calibration lines): ESPIRiT on the
-    96 × 8 rectangle leaves 0.074 of the coil images unrepresented, on the 8 × 8 square
-    (SigPy's region) 0.359."""
+    96 × 8 rectangle (6 × 4 blocks) leaves 0.085 of the coil images unrepresented, on the
+    8 × 8 square (SigPy's region, 4 × 4 blocks) 0.359."""
     from conftest import REAL_KSPACE
     from mri_genprior.physics import espirit_maps
 
@@ -235,7 +235,7 @@ def test_espirit_maps_take_a_calibration_run_one_column_off_centre_without_its_g
     """Real brain, 7 centre lines and a random line beside them on the side the centred
     crop of 8 columns does not reach (columns 87–94; ``centred(180, 8)`` is 86–93): the maps
     come from the 8 measured lines (0.112 unrepresented), not from a crop that holds an
-    unmeasured zero column (0.170)."""
+    unmeasured zero column (0.233; 0.170 with the square 4 × 4 blocks used before)."""
     from conftest import REAL_KSPACE
     from mri_genprior.masks import calibration_region, centre_calibration, expand
     from mri_genprior.physics import coil_maps, espirit_maps, ifft2c_np, scale_factor
@@ -256,7 +256,7 @@ def test_espirit_maps_take_a_calibration_run_one_column_off_centre_without_its_g
 def test_auto_maps_by_calibration_lines():
     from mri_genprior.physics import resolve_maps
 
-    assert [resolve_maps("auto", n) for n in (4, 7, 8, 12, 20)] == ["jsense"] * 2 + ["espirit"] * 3
+    assert [resolve_maps("auto", n) for n in (4, 6, 7, 8, 20)] == ["jsense"] * 2 + ["espirit"] * 3
     assert resolve_maps("lowres", 20) == "lowres"
 
 
