@@ -185,8 +185,9 @@ def espirit_maps(
     it: 7 or 8 calibration lines give 6 × 3 or 6 × 4 blocks (wider blocks leave too few
     calibration rows, and the maps miss part of the signal). At 8× on real brains, SENSE
     rose by 0.02–0.05 SSIM over jsense's maps with 7 lines and by 0.02 over square 4 × 4
-    blocks with 8 (docs/real_data.md, "Kernels for few lines"). Holes in the cropped support (pixels inside the object whose
-    eigenvalue dips below ``crop``, seen with 6 × 4 blocks on a real brain) are filled.
+    blocks with 8 (docs/real_data.md, "Kernels for few lines"). Holes in the cropped
+    support (pixels inside the object whose eigenvalue dips below ``crop``, seen with
+    6 × 4 blocks on a real brain) are filled.
     Single-coil k-space gets a map of ones.
 
     Raises
