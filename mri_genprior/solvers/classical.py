@@ -87,7 +87,7 @@ def _tv(shape, lamda):
             return lamda * sp.get_array_module(x).sum(abs(x)).item()
 
     return {"proxg": sp.prox.L1Reg(gradient.oshape, lamda), "g": g, "G": gradient,
-            "sigma": lamda ** 0.5 if lamda > 0 else None}  # None: SigPy's σ = 1 (λ = 0: least squares)
+            "sigma": lamda ** 0.5 if lamda > 0 else 1.0}  # 1.0: SigPy's σ (λ = 0: least squares)
 
 
 REGULARIZERS = {"l2": _l2, "wavelet": _wavelet, "tv": _tv}
@@ -191,12 +191,28 @@ def ladder_done(errors) -> bool:
     return len(errors) - 1 - best >= 2 and min(errors[-2:]) > PATIENCE * errors[best]
 
 
-def _solve(linop, y, regularizer: str, lamda: float, max_iter: int, x=None, spin=None):
+def step_bound(linop, regularizer: str):
+    """The λ-independent quantity that sets the step of ``regularizer``'s solver on ``linop``:
+    the largest eigenvalue of ``AᴴA`` (proximal gradient, step 1/L) or of ``AᴴA + ∇ᴴ∇``
+    (primal-dual, primal step 1/(σL)), by SigPy's power iteration; None for conjugate
+    gradient (``l2``). Computed once per operator, it spares every solve on it its own."""
+    import sigpy as sp
+
+    if regularizer == "l2":
+        return None
+    stacked = sp.linop.Vstack([linop, sp.linop.FiniteDifference(linop.ishape)]) if regularizer == "tv" else linop
+    return sp.app.MaxEig(stacked.N, dtype=np.complex64, device=sp.get_device(stacked), show_pbar=False).run()
+
+
+def _solve(linop, y, regularizer: str, lamda: float, max_iter: int, x=None, spin=None, bound=None):
     """``min_x ½‖A x − y‖² + R_λ(x)`` with SigPy, from ``x`` (warm start) or zero; with
-    ``spin`` (a seed), R's proximal operator cycle-spun (:class:`CycleSpin`, wavelets)."""
+    ``spin`` (a seed), R's proximal operator cycle-spun (:class:`CycleSpin`, wavelets); with
+    ``bound`` (:func:`step_bound` of ``linop``), the step from it instead of a power iteration."""
     import sigpy as sp
 
     terms = REGULARIZERS[regularizer](linop.ishape, lamda)
+    if bound is not None:
+        terms.update({"alpha": 1 / bound} if regularizer == "wavelet" else {"tau": 1 / (terms["sigma"] * bound)})
     if spin is not None:
         terms["proxg"] = CycleSpin(terms["proxg"], wavelet_span(linop.ishape), spin)
     x = None if x is None else x.copy()
@@ -282,14 +298,17 @@ class SigpyRecon(Method):
 
         xp = sp.get_array_module(y)
         held = [fold.astype(xp.float32) for fold in folds]
-        train = [(sp.linop.Multiply(linop.oshape, 1 - h) * linop, y * (1 - h)) for h in held]  # (operator, data)
+        train = []  # (operator, data, step bound) of each fold
+        for h in held:
+            op = sp.linop.Multiply(linop.oshape, 1 - h) * linop
+            train.append((op, y * (1 - h), step_bound(op, self.regularizer)))
 
         def held_out(xs):
             return sum(float(xp.sum(weights * xp.abs(h * (linop(x) - y)) ** 2)) for h, x in zip(held, xs))
 
         def fold_solves(lamda, starts):
-            return [_solve(op, data, self.regularizer, lamda, self.max_iter, x, spin)
-                    for (op, data), x in zip(train, starts)]
+            return [_solve(op, data, self.regularizer, lamda, self.max_iter, x, spin, bound)
+                    for (op, data, bound), x in zip(train, starts)]
 
         zeros = [None] * len(held)
         xs, means, errors = zeros, [], []
