@@ -130,9 +130,13 @@ def test_cli_train_errors(synth_dir, tmp_path, capsys):
     assert "nothing to resume" in capsys.readouterr().err
     assert main(["train", "--data", str(synth_dir), "-o", str(tmp_path / "big"), "--batch-size", "64", "-q"]) == 2
     assert "fewer than --batch-size 64" in capsys.readouterr().err
-    assert main(["train", "--data", str(synth_dir), "-o", str(tmp_path / "score"), "--model", "score", "-q"]) == 2
-    assert "score model needs complex images: use --target complex" in capsys.readouterr().err
+    assert main(["train", "--data", str(synth_dir), "-o", str(tmp_path / "score"), "--model", "score", "--target",
+                 "rss", "-q"]) == 2
+    assert "the score model needs complex images, not --target rss" in capsys.readouterr().err
     assert not any((tmp_path / "score").iterdir())  # nothing written
+    assert main(["train", "--data", str(synth_dir), "-o", str(tmp_path / "score"), "--model", "score", "--steps", "1",
+                 "--batch-size", "2", "--width", "4", "--levels", "2", "-q"]) == 0  # the model picks its target
+    assert json.loads((tmp_path / "score" / "config.json").read_text())["config"]["target"] == "complex"
 
 
 def test_two_process_gloo_training_keeps_ranks_identical(synth_dir, tmp_path):

@@ -261,8 +261,10 @@ def _prepare_run(config: TrainConfig, data: Sequence[Path], run_dir: Path, resum
     if (run_dir / "state.pt").exists():
         raise MriGenpriorError(f"{run_dir} already holds a training run; use --resume or another directory")
     needs = getattr(TRAINABLE.get(config.model), "target", config.target)
-    if config.target != needs:
-        raise MriGenpriorError(f"the {config.model} model needs {needs} images: use --target {needs}")
+    if config.target != needs:  # a model that needs one target takes it, unless another was asked for
+        if "target" in explicit:
+            raise MriGenpriorError(f"the {config.model} model needs {needs} images, not --target {config.target}")
+        config = dataclasses.replace(config, target=needs)
     if not data:
         raise MriGenpriorError("no training data: pass --data DIR_OR_FILE ...")
     images, sources = training_images(data, config.target, config.image_size, config.acquisitions,

@@ -48,7 +48,7 @@ def score_prior(path: str, device) -> torch.nn.Module:
     network, config = cached_prior(str(path), str(device))
     if config.get("architecture") != "score-unet":
         raise MriGenpriorError(f"{path} is a {config.get('architecture')!r} generator, not a score prior "
-                               "(train one with: mri-genprior train --model score --target complex)")
+                               "(train one with: mri-genprior train --model score)")
     return network
 
 
