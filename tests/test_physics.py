@@ -9,7 +9,7 @@ import torch
 from conftest import GaussianOp, crandn
 from mri_genprior import MriGenpriorError
 from mri_genprior.experiments.landscape import GaussianMeasurements
-from mri_genprior.physics import (SensePhysics, SigpyOperator, SigpyPhysics, complex_randn, crop_or_pad, fft2c, ifft2c,
+from mri_genprior.physics import (HybridSense, SensePhysics, SigpyOperator, SigpyPhysics, complex_randn, crop_or_pad, fft2c, ifft2c,
                                   remove_readout_oversampling, sigpy_device)
 
 
@@ -49,11 +49,32 @@ def _operators(rng, device):
     nufft = SigpyPhysics([mr.linop.Sense(mps[b], coord=coord) for b in range(2)])
     gaussian = GaussianMeasurements(30, 40, torch.Generator().manual_seed(0))
     user = GaussianOp(torch.from_numpy(crandn(rng, (25, 24 * 20))), (24, 20))
+    lines = np.broadcast_to(weights[:, :1], weights.shape).copy()  # a 1-D mask: every readout row alike
+    hybrid = SensePhysics(torch.from_numpy(mps).to(device), torch.from_numpy(lines).to(device)).hybrid()
     return {"sense-physics": sense, "sigpy-bridge": bridged, "sigpy-physics-nufft": nufft,
-            "landscape-gaussian": gaussian, "user-gaussian": user}
+            "landscape-gaussian": gaussian, "user-gaussian": user, "hybrid-sense-rows": hybrid.rows(5, 17)}
 
 
-OPERATORS = ["sense-physics", "sigpy-bridge", "sigpy-physics-nufft", "landscape-gaussian", "user-gaussian"]
+OPERATORS = ["sense-physics", "sigpy-bridge", "sigpy-physics-nufft", "landscape-gaussian", "user-gaussian",
+             "hybrid-sense-rows"]
+
+
+def test_hybrid_sense_is_sense_after_a_readout_ifft_and_its_rows_separate(rng, device):
+    """With a 1-D mask, ``F_H⁻¹`` of SENSE k-space is the hybrid physics' output, and a band of
+    image rows gives exactly that band of the output; 2-D masks and missing maps are refused."""
+    mps, weights = _sense_inputs(rng)
+    lines = np.broadcast_to(weights[:, :1], weights.shape).copy()
+    physics = SensePhysics(torch.from_numpy(mps).to(device), torch.from_numpy(lines).to(device))
+    x = torch.from_numpy(crandn(rng, (2, 24, 20))).to(device)
+    hybrid = physics.hybrid()
+    assert physics.one_dimensional and hybrid.oshape == physics.oshape
+    torch.testing.assert_close(hybrid.forward(x), HybridSense.data(physics.forward(x)), atol=1e-5, rtol=0)
+    torch.testing.assert_close(hybrid.rows(7, 19).forward(x[:, 7:19]), hybrid.forward(x)[..., 7:19, :], atol=1e-5,
+                               rtol=0)
+    with pytest.raises(MriGenpriorError, match="1-D mask"):
+        SensePhysics(torch.from_numpy(mps), torch.from_numpy(weights)).hybrid()
+    with pytest.raises(MriGenpriorError, match="needs coil maps"):
+        SensePhysics(None, torch.from_numpy(lines)).hybrid()
 
 
 @pytest.mark.parametrize("name", OPERATORS)

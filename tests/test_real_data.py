@@ -10,15 +10,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from mri_genprior import MriGenpriorError
 from mri_genprior.convert import add_noise, lower_resolution, pad_field_of_view, wrap_kspace
 from mri_genprior.io import open_volume
 from mri_genprior.metrics import volume_metrics
-from mri_genprior.physics import DEFAULT_MAPS, crop_or_pad, ifft2c_np
+from mri_genprior.physics import DEFAULT_MAPS, ifft2c_np
 from mri_genprior.physics.preprocess import centred
-from mri_genprior.recon import MaskSpec, prepare_batch, reconstruct_volume, volume_mask
+from mri_genprior.recon import MaskSpec, reconstruct_volume
 from mri_genprior.solvers import make_method
 from mri_genprior.solvers.classical import LADDER
 
@@ -44,8 +43,7 @@ def wrapped(kspace, path):
 
 @pytest.fixture(scope="module")
 def real(tmp_path_factory):
-    path, target = wrapped(np.load(REAL_KSPACE), tmp_path_factory.mktemp("real") / "brain_8coil.h5")
-    return path, target, scored(path, target, "zero-filled")[0]
+    return wrapped(np.load(REAL_KSPACE), tmp_path_factory.mktemp("real") / "brain_8coil.h5")
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +59,7 @@ def real96(tmp_path_factory):
 
 
 def test_reference_is_the_rss_of_the_fully_sampled_coil_images(real):
-    path, target, _ = real
+    path, target = real
     kspace = np.load(REAL_KSPACE)
     coil_images = np.fft.fftshift(np.fft.ifft2(np.fft.ifftshift(kspace, axes=(-2, -1)), norm="ortho"), axes=(-2, -1))
     rss = np.sqrt((np.abs(coil_images) ** 2).sum(0))
@@ -69,42 +67,35 @@ def test_reference_is_the_rss_of_the_fully_sampled_coil_images(real):
     np.testing.assert_allclose(target[0] / target.max(), rss / rss.max(), atol=1e-5)
 
 
-@pytest.fixture(scope="module")
-def runs(real):
-    """Reconstructions by method name, each computed once for the module."""
-    path, target, _ = real
-    cache = {}
-
-    def run(name, **params):
-        if name not in cache:
-            cache[name] = scored(path, target, name, **params)
-        return cache[name]
-    return run
-
-
 @pytest.mark.parametrize("name,params", [("sense", {}), ("l1-wavelet", {}), ("tv", {}),
                                          ("convdecoder", {"steps": 300})])
-def test_defaults_beat_zero_filled(real, runs, name, params):
-    zf = real[2]
-    m, _ = runs(name, **params)
+def test_defaults_beat_zero_filled_on_a_small_crop(real96, name, params):
+    """The centre 96×96 of the real brain's k-space at 4×: measured zero-filled 0.579 / 21.13,
+    SENSE 0.845 / 27.04, L1-wavelet 0.908 / 30.47, TV 0.903 / 30.33, ConvDecoder (300 steps)
+    0.701 / 22.76. The whole brain's table: ``python benchmarks/real_data.py --check``."""
+    (zf, _), (m, _) = scored(*real96, "zero-filled"), scored(*real96, name, **params)
     assert m["SSIM"] > zf["SSIM"] + 0.02 and m["PSNR"] > zf["PSNR"] + 1.0, (name, m, zf)
 
 
-def test_auto_lamda_is_close_to_the_best_lamda_of_a_grid(real, runs):
-    path, target, _ = real
-    auto, info = runs("l1-wavelet")
-    assert info["diagnostics"][0]["lamda"] in info["diagnostics"][0]["refinement"]["lamdas"]
-    grid = [scored(path, target, "l1-wavelet", lamda=lamda)[0]["SSIM"] for lamda in QUARTERS[2:13]]
-    assert auto["SSIM"] > max(grid) - 0.01, (auto, grid)
+def test_zs_ssl_beats_zero_filled_on_a_small_crop_and_keeps_its_best_validated_weights(real96):
+    """The centre 96×96 of the real brain at 4×, 100 steps on strips of 48 rows, 16 channels:
+    measured 0.854 / 28.01 against zero-filled 0.579 / 21.13 (TV at its defaults 0.903 / 30.33;
+    the whole brain: docs/real_data.md)."""
+    (zf, _), (m, info) = scored(*real96, "zero-filled"), scored(*real96, "zs-ssl", steps=100, validate_every=25,
+                                                                 channels=16)
+    record = info["diagnostics"][0]
+    losses = record["validation_losses"]
+    assert m["SSIM"] > zf["SSIM"] + 0.2 and m["PSNR"] > zf["PSNR"] + 5, (m, zf)
+    assert record["strips"] == 48 and len(losses) == 4 and losses[-1] < losses[0]
+    assert record["kept_step"] == 25 * (1 + losses.index(min(losses)))
 
 
-def test_tv_converges_in_its_default_iterations(real):
-    """TV's primal-dual steps are balanced to λ (dual step √λ): at a fixed λ = 1e-3 its
-    100 default iterations score close to 1000. With SigPy's default steps (σ = 1) they
-    scored 0.718, against 0.83 converged."""
-    path, target, _ = real
-    ssim = [scored(path, target, "tv", lamda=1e-3, max_iter=n)[0]["SSIM"] for n in (100, 1000)]
-    assert ssim[0] > 0.8 and abs(ssim[0] - ssim[1]) < 0.015, ssim
+def test_tv_converges_in_its_default_iterations(real96):
+    """TV's primal-dual steps are balanced to λ (dual step √λ): on the centre 96×96 of the
+    real brain at 4× and λ = 1e-3, its 100 default iterations measured 0.904 SSIM against
+    0.908 after 1000. With SigPy's default steps (σ = 1): 0.789 against 0.884."""
+    ssim = [scored(*real96, "tv", lamda=1e-3, max_iter=n)[0]["SSIM"] for n in (100, 1000)]
+    assert ssim[0] > 0.85 and abs(ssim[0] - ssim[1]) < 0.015, ssim
 
 
 def test_sense_beats_zero_filled_on_a_small_crop_with_four_calibration_lines(real96):
@@ -130,7 +121,7 @@ def test_sense_at_8x_beats_zero_filled_by_a_margin_with_espirit_maps_from_eight_
     """The real brain at 8× (8 calibration lines: 6 × 4 ESPIRiT blocks): measured
     0.667 / 23.42 against zero-filled 0.527 / 20.20. Without filling the holes of the maps'
     support inside the head: 0.589 / 21.23 (with square 4 × 4 blocks 0.647 / 22.65)."""
-    path, target, _ = real
+    path, target = real
     spec = MaskSpec("random", 8, 0.04)
     (zf, _), (sense, info) = (scored(path, target, name, spec) for name in ("zero-filled", "sense"))
     assert info["coil_maps"] == "espirit"
@@ -153,32 +144,6 @@ def test_cycle_spinning_lifts_l1_wavelet_on_a_small_crop(real96):
     ESPIRiT on the calibration rectangle 0.849 / 27.64 and 0.812 / 26.75)."""
     spun, plain = (scored(*real96, "l1-wavelet", lamda=LADDER[5], cycle_spin=spin)[0] for spin in (True, False))
     assert spun["SSIM"] > plain["SSIM"] + 0.025 and spun["PSNR"] > plain["PSNR"] + 0.5, (spun, plain)
-
-
-def test_decoder_ensemble_and_its_shrinkage_beat_zero_filled_at_8x_under_a_hard_mask(mask_b):
-    """The real brain under the mask fastMRI draws for another file name, 8× with 7
-    calibration lines, jsense maps: a single Deep Decoder fit falls below zero-filling's
-    SSIM there (0.478 against 0.500 at 300 steps, seed 0); the plain mean of three fits is
-    above it (0.510), and the ensemble's shrinkage lifts it further (0.535) at the same PSNR
-    (figures measured before the noise floor, which the written images now carry)."""
-    path, target = mask_b
-    spec = MaskSpec("random", 8, 0.04)
-    with open_volume(path) as volume:
-        mask, crop, _ = volume_mask(volume, spec)
-        batch = prepare_batch(volume, [0], mask, crop, True, torch.device("cpu"), maps="jsense")
-
-    def score(images, shrink=None):
-        written = batch.physics.output(images, batch.y, shrink) * batch.scales[:, None, None]
-        return volume_metrics(target, crop_or_pad(written, target.shape[-2:]))
-
-    ensemble = make_method("deep-decoder", steps=300).reconstruct(batch.y, batch.physics)
-    shrunk, plain = score(ensemble.images, ensemble.shrink), score(ensemble.images)
-    single = score(make_method("deep-decoder", steps=300, ensemble=1).reconstruct(batch.y, batch.physics).images)
-    zf = scored(path, target, "zero-filled", spec)[0]
-    assert single["SSIM"] < zf["SSIM"] < plain["SSIM"] - 0.005, (single, zf, plain)
-    assert plain["SSIM"] > single["SSIM"] + 0.02 and plain["PSNR"] > single["PSNR"], (plain, single)
-    assert shrunk["SSIM"] > plain["SSIM"] + 0.01 and shrunk["PSNR"] > plain["PSNR"] - 0.3, (shrunk, plain)
-    assert shrunk["PSNR"] > zf["PSNR"] + 0.5, (shrunk, zf)
 
 
 def _corner_covariance(images: np.ndarray) -> np.ndarray:

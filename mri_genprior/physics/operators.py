@@ -21,16 +21,24 @@ from .. import MriGenpriorError
 FFT_DIMS = (-2, -1)
 
 
+def fftc(x: torch.Tensor, dims: Tuple[int, ...]) -> torch.Tensor:
+    """Centred orthonormal FFT of complex tensors over ``dims``."""
+    return torch.fft.fftshift(torch.fft.fftn(torch.fft.ifftshift(x, dim=dims), dim=dims, norm="ortho"), dim=dims)
+
+
+def ifftc(k: torch.Tensor, dims: Tuple[int, ...]) -> torch.Tensor:
+    """Centred orthonormal inverse FFT over ``dims``."""
+    return torch.fft.fftshift(torch.fft.ifftn(torch.fft.ifftshift(k, dim=dims), dim=dims, norm="ortho"), dim=dims)
+
+
 def fft2c(x: torch.Tensor) -> torch.Tensor:
     """Centred orthonormal 2-D FFT over the last two axes (complex tensors)."""
-    x = torch.fft.ifftshift(x, dim=FFT_DIMS)
-    return torch.fft.fftshift(torch.fft.fft2(x, dim=FFT_DIMS, norm="ortho"), dim=FFT_DIMS)
+    return fftc(x, FFT_DIMS)
 
 
 def ifft2c(k: torch.Tensor) -> torch.Tensor:
     """Centred orthonormal 2-D inverse FFT over the last two axes."""
-    k = torch.fft.ifftshift(k, dim=FFT_DIMS)
-    return torch.fft.fftshift(torch.fft.ifft2(k, dim=FFT_DIMS, norm="ortho"), dim=FFT_DIMS)
+    return ifftc(k, FFT_DIMS)
 
 
 def squared_norms(x: torch.Tensor) -> torch.Tensor:

@@ -25,7 +25,7 @@ from .. import MriGenpriorError
 from .coils import sigpy_device
 from .misfit import CartesianMisfit
 from .noise import edge_rows
-from .operators import Operator, SigpyOperator, fft2c, ifft2c, tensor_to_array
+from .operators import Operator, SigpyOperator, fft2c, fftc, ifft2c, ifftc, tensor_to_array
 from .preprocess import centred
 
 
@@ -262,7 +262,7 @@ class SensePhysics(Physics):
         h, w = self.image_shape
         c = self.calibration_width
         sampled = (self.sqrt_weights[:, :1] > 0).expand(y.shape[0], 1, h, w)
-        lines = bool((self.weights == self.weights[:, :1]).all())
+        lines = self.one_dimensional
         outside = torch.ones(h, w, dtype=torch.bool, device=y.device)
         outside[slice(None) if lines else centred(h, c), centred(w, c)] = False
         if not bool((sampled & outside).any()):
@@ -319,6 +319,18 @@ class SensePhysics(Physics):
     def coil_images(self, coils: int) -> "CoilPhysics":
         return CoilPhysics(self.weights, coils, self.calibration_width, self.coil_mix, self.floor)
 
+    @property
+    def one_dimensional(self) -> bool:
+        """Whether every readout row is sampled alike (a 1-D mask along the phase encode)."""
+        return bool((self.weights == self.weights[:, :1]).all())
+
+    def hybrid(self) -> "HybridSense":
+        """This physics in hybrid space (:class:`HybridSense`), for maps and a 1-D mask."""
+        if self.maps is None or not self.one_dimensional:
+            raise MriGenpriorError("SensePhysics.hybrid: needs coil maps and a 1-D mask (every readout row "
+                                   "sampled alike)")
+        return HybridSense(self.maps, self.sqrt_weights[:, :, :1])
+
     def _consistent_rss(self, images: np.ndarray, y: torch.Tensor, shrink: Optional[np.ndarray] = None) -> np.ndarray:
         """RSS ``(B, H, W)`` float32 of the coil k-space :meth:`coil_kspace` ``(images)`` (times
         ``shrink``) with the measured samples set to ``y``, coils mixed back by ``coil_mix``,
@@ -333,6 +345,46 @@ class SensePhysics(Physics):
             if self.floor is not None:
                 rss = (rss ** 2 + self.floor[:, None, None]).sqrt()
             return rss.cpu().numpy().astype(np.float32)
+
+
+class HybridSense(Operator):
+    """Cartesian SENSE with a 1-D mask in hybrid space: ``A x = √w · F_W (S x)``, for data
+    whose readout is already inverse Fourier transformed (:meth:`data`: ``d = F_H⁻¹ y``,
+    equal to ``√w · F_W (S x)`` row by row because the mask is the same on every readout
+    row). The image rows then decouple: :meth:`rows` is the exact physics of a band of
+    them, the whole problem's restriction (the strips of
+    :class:`~mri_genprior.solvers.scan_specific.ZeroShotSSL`).
+
+    Parameters
+    ----------
+    maps : ``(B, C, R, W)`` complex coil maps of R image rows (B may be 1 and broadcast).
+    sqrt_weights : ``(B, 1, 1, W)`` square root of the sampling weights along the phase encode.
+    """
+
+    unknown = "image rows"
+
+    def __init__(self, maps: torch.Tensor, sqrt_weights: torch.Tensor):
+        self.maps, self.sqrt_weights = maps, sqrt_weights
+        self.device = maps.device
+        self.ishape = tuple(maps.shape[-2:])
+        self.oshape = tuple(maps.shape[1:])
+
+    @staticmethod
+    def data(y: torch.Tensor) -> torch.Tensor:
+        """Hybrid-space data ``F_H⁻¹ y`` of k-space ``y`` ``(B, C, H, W)``."""
+        return ifftc(y, (-2,))
+
+    def rows(self, start: int, stop: int) -> "HybridSense":
+        """The physics of image rows ``start … stop − 1``."""
+        return HybridSense(self.maps[..., start:stop, :], self.sqrt_weights)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.check(x, self.ishape, self.unknown)
+        return self.sqrt_weights * fftc(self.maps * x[:, None], (-1,))
+
+    def adjoint(self, y: torch.Tensor) -> torch.Tensor:
+        self.check(y, self.oshape, "hybrid-space data")
+        return torch.sum(self.maps.conj() * ifftc(self.sqrt_weights * y, (-1,)), dim=1)
 
 
 class CoilPhysics(SensePhysics):

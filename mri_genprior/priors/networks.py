@@ -1,10 +1,12 @@
-"""Generator networks.
+"""Generator networks, and the regulariser of the scan-specific unrolled network.
 
 Every generator maps a batch to images ``(N, channels, h, w)`` (real); 2 channels are
 the real and imaginary parts of a complex image, 1 channel is a magnitude image (see
 :func:`mri_genprior.solvers.latent.to_complex` for the phase model). Each stores the
 keyword arguments it was built with in ``self.config`` so that a checkpoint can
-rebuild it. No layer behaves differently in train and eval mode.
+rebuild it. No layer behaves differently in train and eval mode. :class:`ResidualCNN`
+maps complex images to complex images (the regulariser inside
+:class:`~mri_genprior.solvers.scan_specific.ZeroShotSSL`).
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from typing import Sequence, Tuple
 
 import torch
 from torch import nn
+
+from ..physics.operators import to_channels
 
 
 class DCGANGenerator(nn.Module):
@@ -203,3 +207,32 @@ class SkipNet(nn.Module):
             x = nn.functional.interpolate(x, size=s.shape[-2:], mode="bilinear", align_corners=False)
             x = up(torch.cat([x, s], dim=1))
         return self.out(x)
+
+
+class ResidualCNN(nn.Module):
+    """The regulariser of an unrolled network: complex images ``(N, h, w)`` to complex images,
+    ``x + F(x)`` (ZS-SSL's ResNet, Yaman et al., ICLR 2022, smaller).
+
+    F: a 3×3 convolution from the real and imaginary parts to ``channels`` features,
+    ``blocks`` residual blocks (convolution, ReLU, convolution, scaled by 0.1), a convolution
+    whose output is added to the first features, and a 3×3 convolution back to 2 channels.
+    Any image size; no normalisation layers.
+    """
+
+    def __init__(self, channels: int = 32, blocks: int = 3):
+        super().__init__()
+        self.config = dict(channels=channels, blocks=blocks)
+        self.first = nn.Conv2d(2, channels, 3, padding=1)
+        self.blocks = nn.ModuleList(nn.Sequential(nn.Conv2d(channels, channels, 3, padding=1), nn.ReLU(),
+                                                  nn.Conv2d(channels, channels, 3, padding=1))
+                                    for _ in range(blocks))
+        self.last = nn.Conv2d(channels, channels, 3, padding=1)
+        self.out = nn.Conv2d(channels, 2, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        features = self.first(to_channels(x))
+        h = features
+        for block in self.blocks:
+            h = h + 0.1 * block(h)
+        out = self.out(self.last(h) + features)
+        return x + torch.complex(out[:, 0], out[:, 1])

@@ -14,6 +14,7 @@ from .. import MriGenpriorError
 from .base import Method, Result
 from .classical import SigpyRecon, ZeroFilled
 from .posterior import PosteriorSampling
+from .scan_specific import ZeroShotSSL
 from .trained import TrainedPrior
 from .untrained import UntrainedPrior
 
@@ -64,6 +65,7 @@ register("convdecoder", UntrainedPrior, "untrained 3×3 decoder (Darestani & Hec
          channels=32, kernel_size=3)
 register("dip", UntrainedPrior, "untrained encoder-decoder from noise (Ulyanov et al., CVPR 2018)",
          network="dip", channels=32, layers=3, kernel_size=3, lr=0.01)
+register("zs-ssl", ZeroShotSSL, "unrolled network trained on the scan's own k-space (Yaman et al., ICLR 2022)")
 register("dds", PosteriorSampling, "score prior, Tweedie + CG data consistency (Chung et al., ICLR 2024)")
 register("dps", PosteriorSampling, "score prior, diffusion posterior sampling (Chung et al., ICLR 2023)",
          sampler="dps", levels=100)
