@@ -3,16 +3,21 @@
 The scan (``tests/data/brain_8coil_fully_sampled``, BSD-3, see the README there) is
 wrapped into a fastMRI file with its RSS reference, undersampled retrospectively with
 fastMRI's random mask (4×: centre fraction 0.08; 8×: 0.04) and scored with fastMRI's
-metrics against that reference. Prints a Markdown table (measured, no assertions).
-Example::
+metrics against that reference. Prints a Markdown table; with ``--check`` it exits 1 unless
+every method beats zero-filling by 0.02 SSIM and 1 dB PSNR at every acceleration, and with
+``--oracle`` it also solves L1-wavelet at every λ of a quarter-decade grid and exits 1 unless
+its default is within 0.01 SSIM of the grid's best (the acceptance runs on the whole brain;
+the test suite checks the same on a 96² crop). Example::
 
     python benchmarks/real_data.py                       # every registered method but the trained priors
     python benchmarks/real_data.py --methods zero-filled,l1-wavelet --maps espirit --no-prewhiten --no-noise-floor
     python benchmarks/real_data.py --files other_fully_sampled.h5 ...   # any fastMRI files with a reference
     python benchmarks/real_data.py --figure docs/figures/real_data/brain_8coil.png   # + images, |error| maps
+    python benchmarks/real_data.py --methods zero-filled,sense,l1-wavelet,tv,convdecoder --check --oracle
 """
 
 import argparse
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -29,6 +34,8 @@ from mri_genprior.solvers import METHODS, make_method
 
 REAL = Path(__file__).resolve().parents[1] / "tests/data/brain_8coil_fully_sampled/kspace.npy"
 SETTINGS = ((4, 0.08), (8, 0.04))
+MARGIN = {"SSIM": 0.02, "PSNR": 1.0}  # --check: every method above zero-filling by this much
+QUARTERS = tuple(10.0 ** (-k / 4) for k in range(2, 13))  # --oracle: λ = 0.316 … 1e-3 in quarter decades
 
 
 def main():
@@ -41,6 +48,8 @@ def main():
     p.add_argument("-p", "--param", action="append", default=[], metavar="METHOD:KEY=VALUE")
     p.add_argument("--device", default="cpu")
     p.add_argument("--figure", type=Path, help="PNG of every method's images and |error| maps (first file)")
+    p.add_argument("--check", action="store_true", help="exit 1 unless every method beats zero-filling")
+    p.add_argument("--oracle", action="store_true", help="exit 1 unless l1-wavelet's default is near its best λ")
     args = p.parse_args()
     params = {}
     for item in args.param:
@@ -50,27 +59,45 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         files = args.files or [wrap_kspace(np.load(REAL), Path(tmp) / "brain_8coil.h5", reference=True)]
         print(f"| file | method | accel | SSIM | PSNR | seconds |\n|---|---|---|---|---|---|")
-        names, panel = args.methods.split(","), {}
+        names, panel, failures = args.methods.split(","), {}, []
         for file in files:
             with open_volume(file) as volume:
                 target = volume.read_target()
             for accel, fraction in SETTINGS:
+                spec = MaskSpec("random", accel, fraction)
+
+                def run(name, **extra):
+                    method = make_method(name, **{**params.get(name, {}), **extra})
+                    return reconstruct_volume(file, method, spec, args.device, progress=False, maps=args.maps,
+                                              prewhiten=args.prewhiten, noise_floor=args.noise_floor)[0]
+
+                zf = volume_metrics(target, run("zero-filled"))
                 for name in names:
-                    method = make_method(name, **params.get(name, {}))
                     start = time.perf_counter()
-                    recon, _ = reconstruct_volume(file, method, MaskSpec("random", accel, fraction), args.device,
-                                                  progress=False, maps=args.maps, prewhiten=args.prewhiten,
-                                                  noise_floor=args.noise_floor)
+                    recon = run(name)
                     seconds = time.perf_counter() - start
                     m = volume_metrics(target, recon)
                     print(f"| {Path(file).name} | {name} | {accel}x | {m['SSIM']:.3f} | {m['PSNR']:.2f} | "
                           f"{seconds:.1f} |", flush=True)
+                    if args.check and name != "zero-filled" and any(m[k] <= zf[k] + MARGIN[k] for k in MARGIN):
+                        failures.append(f"{Path(file).name} {accel}x: {name} does not beat zero-filled by {MARGIN}")
                     if file == files[0]:
                         panel[name, accel] = recon[0]
+                if args.oracle:
+                    default = volume_metrics(target, run("l1-wavelet"))["SSIM"]
+                    grid = {lamda: volume_metrics(target, run("l1-wavelet", lamda=lamda))["SSIM"] for lamda in QUARTERS}
+                    best = max(grid, key=grid.get)
+                    print(f"l1-wavelet {accel}x: default {default:.3f}, grid best {grid[best]:.3f} at λ = {best:.3g}")
+                    if default <= grid[best] - 0.01:
+                        failures.append(f"{Path(file).name} {accel}x: l1-wavelet's default is not within 0.01 "
+                                        "of its grid's best")
             if args.figure and file == files[0]:
                 example_panel(args.figure, target[0], panel, names, [a for a, _ in SETTINGS],
                               f"{Path(file).name}: every method at its defaults")
+    for failure in failures:
+        print("FAIL", failure)
+    return 1 if failures else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

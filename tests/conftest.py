@@ -1,5 +1,6 @@
 """Shared fixtures: synthetic fastMRI files (real ISMRMRD headers), device and rng."""
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -8,6 +9,9 @@ import torch
 
 from mri_genprior.experiments.synthetic import write_synthetic_dataset
 from mri_genprior.physics import Operator
+
+if os.environ.get("PYTEST_XDIST_WORKER"):  # one thread per worker: the workers share the cores
+    torch.set_num_threads(1)
 
 # the project's shared data lies beside the checkout: <checkout>/../shared
 SHARED_KSPACE = Path(__file__).resolve().parents[2] / "shared/data/sigpy_brain_8coil/cartesian_ksp.npy"
@@ -26,6 +30,15 @@ def synth_dir(tmp_path_factory):
 @pytest.fixture(scope="session")
 def synth_file(synth_dir):
     return sorted(synth_dir.glob("*.h5"))[0]
+
+
+@pytest.fixture(scope="session")
+def one_slice_file(tmp_path_factory):
+    """One 8-coil 64×64 slice (axial plane 109, as the second slice of ``synth_file``), for
+    the slow methods."""
+    from mri_genprior.experiments.synthetic import write_synthetic_file
+
+    return write_synthetic_file(tmp_path_factory.mktemp("one_slice") / "one_slice.h5", [109], (64, 64), 8, 0.005, 1)
 
 
 @pytest.fixture
