@@ -62,7 +62,10 @@ def test_registry_defaults_define_the_methods():
     assert make_method("sparse-gen", prior="p.pt").lamda_nu > 0
     assert make_method("dip").network == "dip" and make_method("convdecoder").kernel_size == 3
     assert {n for n, e in METHODS.items() if e.takes_prior} == {"csgm", "sign-flip", "sparse-gen", "image-adaptive",
-                                                                      "dds", "dps", "langevin"}
+                                                                      "dds", "dps", "langevin", "annealed", "pc"}
+    published = make_method("pc", prior="p.pt")
+    assert (published.sampler, published.schedule, published.levels, published.nfe) == ("pc", "geometric", 2000, 4000)
+    assert make_method("annealed", prior="p.pt").nfe == 3465
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,8 @@ A checkpoint is a ``torch.save`` of ``{"config": {...}, "state_dict": {...}}`` w
 is JSON-able (``metadata``: how the prior was trained, e.g. its target images).
 :func:`load_checkpoint` uses ``torch.load(..., weights_only=True)``, so a file with
 pickled code is refused, and a state dict that does not fit its architecture is a
-clear error.
+clear error. It also reads the published MRI score checkpoints in their own layouts
+(:mod:`.published`).
 """
 
 from __future__ import annotations
@@ -20,10 +21,14 @@ from torch import nn
 from .. import MriGenpriorError
 from ..io import atomic_path
 from .denoiser import ScoreUNet
+from .ncsnpp import NCSNpp
+from .ncsnv2 import NCSNv2Deepest
 from .networks import DCGANGenerator, DeepDecoder, ExpansiveReLU, SkipNet, VAE
+from .published import layout, load_published
 
 REGISTRY = {"dcgan": DCGANGenerator, "vae": VAE, "deep-decoder": DeepDecoder, "relu": ExpansiveReLU, "dip": SkipNet,
-            "score-unet": ScoreUNet}
+            "score-unet": ScoreUNet, "ncsnv2": NCSNv2Deepest, "ncsnpp": NCSNpp}
+SCORE_ARCHITECTURES = ("score-unet", "ncsnv2", "ncsnpp")  # priors for the posterior samplers
 
 
 def build(config: dict) -> nn.Module:
@@ -58,7 +63,8 @@ def save_checkpoint(path: os.PathLike | str, model: nn.Module, normalisation: st
 
 
 def load_checkpoint(path: os.PathLike | str, device: torch.device | str = "cpu") -> Tuple[nn.Module, dict]:
-    """Load a generator checkpoint safely; returns ``(model in eval mode, config)``."""
+    """Load a generator or score checkpoint safely (ours or a published layout); returns
+    ``(model in eval mode, config)``."""
     path = Path(path)
     if not path.is_file():
         raise MriGenpriorError(f"{path}: no such checkpoint")
@@ -67,8 +73,12 @@ def load_checkpoint(path: os.PathLike | str, device: torch.device | str = "cpu")
     except Exception as err:  # UnpicklingError for pickled code, RuntimeError/EOFError for corrupt files
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise MriGenpriorError(f"{path}: refused or unreadable checkpoint (weights-only load): {first}") from err
+    if layout(payload) is not None:
+        model, config = load_published(payload, path)
+        return model.to(device).eval(), config
     if not isinstance(payload, dict) or not {"config", "state_dict"} <= payload.keys():
-        raise MriGenpriorError(f"{path}: not an mri_genprior checkpoint (needs 'config' and 'state_dict')")
+        raise MriGenpriorError(f"{path}: matches no known checkpoint layout (mri_genprior's needs 'config' and "
+                               "'state_dict'; Jalal et al.'s is a list of 5; score-MRI's a dict with 'model' and 'ema')")
     model = build(payload["config"])
     try:
         model.load_state_dict(payload["state_dict"], strict=True)

@@ -112,6 +112,10 @@ class ScoreUNet(nn.Module):
             x = block(torch.cat([x, skips.pop()], dim=1), emb)
         return self.out(x)[..., :h, :w]
 
+    def denoise(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        """``D(x; σ)``: the network itself (the samplers' interface to every score prior)."""
+        return self(x, sigma)
+
     def forward(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         sigma = sigma.reshape(-1).to(x.dtype).expand(x.shape[0])
         s2, d2 = sigma[:, None, None, None] ** 2, self.sigma_data ** 2
@@ -129,11 +133,18 @@ def edm_loss(net: Callable, x: torch.Tensor, sigma: torch.Tensor, noise: torch.T
 
 
 def complex_denoiser(net: nn.Module) -> Callable[[torch.Tensor, float], torch.Tensor]:
-    """``D(x; σ)`` on complex ``(N, h, w)`` images (2-channel network; σ per real channel)."""
+    """``D(x; σ)`` on complex ``(N, h, w)`` images (σ per real channel) from a score network's
+    ``denoise``: a 2-channel network sees (real, imaginary) as channels; a 1-channel
+    (magnitude) network denoises the real and the imaginary part as two images, as Chung &
+    Ye's complex sampler does."""
 
     def denoise(x: torch.Tensor, sigma: float) -> torch.Tensor:
-        out = net(to_channels(x), torch.full((x.shape[0],), float(sigma), device=x.device))
-        return torch.complex(out[:, 0], out[:, 1])
+        if net.config["channels"] == 2:
+            out = net.denoise(to_channels(x), torch.full((x.shape[0],), float(sigma), device=x.device))
+            return torch.complex(out[:, 0], out[:, 1])
+        parts = torch.cat([x.real, x.imag])[:, None]
+        out = net.denoise(parts, torch.full((parts.shape[0],), float(sigma), device=x.device))[:, 0]
+        return torch.complex(out[:x.shape[0]], out[x.shape[0]:])
 
     return denoise
 

@@ -71,6 +71,10 @@ register("dps", PosteriorSampling, "score prior, diffusion posterior sampling (C
          sampler="dps", levels=100)
 register("langevin", PosteriorSampling, "score prior, annealed Langevin (Jalal et al., NeurIPS 2021)",
          sampler="langevin", levels=100)
+register("annealed", PosteriorSampling, "score prior, Jalal et al.'s own published Langevin sampler and schedule",
+         sampler="annealed", schedule="geometric", levels=1155, sigma_max=1.2318, sigma_min=0.0066, samples=1)
+register("pc", PosteriorSampling, "score prior, Chung & Ye's predictor-corrector for the VE-SDE (MedIA 2022)",
+         sampler="pc", schedule="geometric", levels=2000, sigma_max=378.0, sigma_min=0.01, samples=1)
 
 
 def _convert(default, value):

@@ -32,6 +32,17 @@ Samplers
     given x and y when x₀ | x has the variance r_i² of a prior of std σ_d), then the DDIM step from that posterior estimate (its noise estimate
     ``ε̂ = (x − x̂₀)/σ_i`` included; :func:`~mri_genprior.priors.denoiser.ddim_step`, η = 1
     the ancestral step). No backward pass; NFE = levels.
+``annealed``  Jalal et al.'s own sampler (csgm-mri-langevin): from ``U[0, 1)`` noise per real
+    component, ``steps_per_level`` steps ``x ← x + α_i (s − g) + √(2α_i) z`` at each level with
+    ``α_i = step_lr (σ_i / σ_last)²``, ``s`` the prior score and ``g = Aᴴ(A x − y)`` rescaled
+    to ``‖g‖ = mse ‖s‖`` (per sample); no final denoising. NFE = levels × steps.
+``pc``        Chung & Ye's predictor-corrector for the VE-SDE (score-MRI): at each level a
+    Langevin corrector step (``ε = 2 (snr ‖z‖ / ‖s‖)²``), data consistency, the
+    reverse-diffusion predictor ``x ← x + (σ_i² − σ_{i+1}²) s + √(σ_i² − σ_{i+1}²) z``
+    (``σ_{last+1} = 0``), data consistency; returns the last predictor mean. Data
+    consistency adds ``cg_steps`` CG steps on ``AᴴA δ = Aᴴ(y − A x)`` from δ = 0 (the
+    published single-coil projection onto the measured samples, for any operator). NFE =
+    levels × (corrector_steps + 1).
 """
 
 from __future__ import annotations
@@ -135,4 +146,51 @@ def dds(denoise: Denoiser, op: Operator, y: torch.Tensor, sigmas: Sequence[float
     return consistent(x, sigmas[-1])
 
 
-SAMPLERS = {"langevin": langevin, "dps": dps, "dds": dds}
+def _uniform(shape: Sequence[int], rng, device) -> torch.Tensor:
+    """Complex ``(N, H, W)`` with ``U[0, 1)`` real and imaginary parts, from one generator or one per item."""
+    if not isinstance(rng, torch.Generator):
+        return torch.stack([_uniform(shape[1:], g, device) for g in rng])
+    real = torch.rand((2,) + tuple(shape), generator=rng)
+    return torch.complex(real[0], real[1]).to(device)
+
+
+def annealed(denoise: Denoiser, op: Operator, y: torch.Tensor, sigmas: Sequence[float], rng: torch.Generator,
+             steps_per_level: int = 3, step_lr: float = 5e-5, mse: float = 5.0) -> torch.Tensor:
+    """Jalal et al.'s annealed Langevin sampler (see the module docstring)."""
+    shape = (y.shape[0],) + tuple(op.ishape)
+    x = _uniform(shape, rng, y.device)
+    for sigma in iterate(sigmas, "annealed", unit="level"):
+        alpha = step_lr * (sigma / sigmas[-1]) ** 2
+        for _ in range(steps_per_level):
+            score = (denoise(x, sigma) - x) / sigma ** 2
+            grad = op.adjoint(op.forward(x) - y)
+            grad = grad * _col(mse * _norms(score) / _norms(grad).clamp_min(1e-30))
+            x = x + alpha * (score - grad) + (2 * alpha) ** 0.5 * complex_randn(shape, rng, y.device)
+    return x
+
+
+def pc(denoise: Denoiser, op: Operator, y: torch.Tensor, sigmas: Sequence[float], rng: torch.Generator,
+       snr: float = 0.16, corrector_steps: int = 1, cg_steps: int = 5) -> torch.Tensor:
+    """Chung & Ye's predictor-corrector sampler (see the module docstring)."""
+    shape = (y.shape[0],) + tuple(op.ishape)
+
+    def consistent(x):
+        step = batched_cg(lambda v: op.adjoint(op.forward(v)), op.adjoint(y - op.forward(x)), torch.zeros_like(x),
+                          cg_steps)
+        return x + step
+
+    x = mean = consistent(sigmas[0] * complex_randn(shape, rng, y.device))
+    for sigma, sigma_next in iterate(list(zip(sigmas, list(sigmas[1:]) + [0.0])), "pc", unit="level"):
+        for _ in range(corrector_steps):
+            score, z = (denoise(x, sigma) - x) / sigma ** 2, complex_randn(shape, rng, y.device)
+            eps = 2 * (snr * _norms(z) / _norms(score).clamp_min(1e-30)) ** 2
+            x = x + _col(eps) * score + _col((2 * eps).sqrt()) * z
+        x = consistent(x)
+        drop = sigma ** 2 - sigma_next ** 2
+        mean = consistent(x + drop * (denoise(x, sigma) - x) / sigma ** 2)
+        x = consistent(mean + drop ** 0.5 * complex_randn(shape, rng, y.device))
+    return mean
+
+
+SAMPLERS = {"langevin": langevin, "dps": dps, "dds": dds, "annealed": annealed, "pc": pc}
+USES_NOISE = ("langevin", "dds")  # the samplers that take the k-space noise std γ

@@ -22,7 +22,7 @@ import functools
 import torch
 
 from .. import MriGenpriorError
-from ..priors import load_checkpoint
+from ..priors import SCORE_ARCHITECTURES, load_checkpoint
 from .base import Method, Result
 from .latent import FitOptions, LatentNorm, WaveletSparsity
 from .stages import adaptation_stage, data_consistency, latent_stage, restart_std
@@ -62,7 +62,7 @@ class TrainedPrior(Method):
 
     def reconstruct(self, y, physics) -> Result:
         network, config = cached_prior(str(self.prior), str(physics.device))
-        if config.get("architecture") == "score-unet":
+        if config.get("architecture") in SCORE_ARCHITECTURES:
             raise MriGenpriorError(f"{self.prior} is a score prior: use it with the dds, dps or langevin methods")
         rng = torch.Generator().manual_seed(self.seed)
         penalties = [LatentNorm(self.lamda_z)]
