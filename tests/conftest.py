@@ -13,6 +13,14 @@ from mri_genprior.physics import Operator
 if os.environ.get("PYTEST_XDIST_WORKER"):  # one thread per worker: the workers share the cores
     torch.set_num_threads(1)
 
+
+def pytest_configure(config):
+    """Under pytest-xdist (``-n``), one OpenMP / BLAS thread in every worker and in the processes
+    the tests start (the CLI tests), set before the workers spawn; an explicit setting wins."""
+    if getattr(config.option, "numprocesses", None) or os.environ.get("PYTEST_XDIST_WORKER"):
+        for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ.setdefault(name, "1")
+
 # the project's shared data lies beside the checkout: <checkout>/../shared
 SHARED_KSPACE = Path(__file__).resolve().parents[2] / "shared/data/sigpy_brain_8coil/cartesian_ksp.npy"
 # a real, fully sampled 8-coil brain slice (8, 230, 180), shipped with the tests (BSD-3, README beside it)
