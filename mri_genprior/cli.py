@@ -197,6 +197,31 @@ def cmd_demo(args) -> int:
     return 0
 
 
+def cmd_serve(args) -> int:
+    from .recon import resolve_device
+    from .server import make_server
+
+    server = make_server(args.host, args.port, args.workers, resolve_device(args.device))
+    host, port = server.server_address[:2]
+    print(f"mri-genprior serve: listening on {host}:{port} (MRD streaming protocol; Ctrl-C stops)", flush=True)
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()
+    return 0
+
+
+def cmd_send(args) -> int:
+    from .server import send_file
+
+    config = None
+    if args.prior or args.param:
+        config = {"method": args.method, "parameters": dict(args.param or []), "prior": args.prior}
+    out = send_file(args.input, args.host, args.port, args.output, args.method, config)
+    print(f"wrote {out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .priors.models import TRAINABLE
     from .priors.train import PRESETS, TrainConfig
@@ -288,6 +313,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda (under torchrun: cuda:LOCAL_RANK)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("serve", help="a reconstruction server on the MRD streaming protocol (Gadgetron, FIRE, "
+                                     "python-ismrmrd-server's client)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
+    p.add_argument("--port", type=_at_least(0), default=9002, help="TCP port (default: 9002; 0: any free port)")
+    p.add_argument("--workers", type=_at_least(1), default=1, help="slices reconstructed at a time, over all "
+                                                                   "connections (default: 1)")
+    p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:1, ...")
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("send", help="stream an ISMRMRD raw file to an MRD server; write the images it returns")
+    p.add_argument("input", type=Path, help="ISMRMRD raw .h5 file")
+    p.add_argument("-o", "--output", type=Path, required=True, help="ISMRMRD image file to write")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=_at_least(1), default=9002)
+    p.add_argument("--method", default="l1-wavelet", choices=list(METHODS), help="default: l1-wavelet")
+    p.add_argument("--prior", help="checkpoint path on the server")
+    p.add_argument("-p", "--param", action="append", type=_key_value, metavar="KEY=VALUE",
+                   help="method hyper-parameter (repeatable)")
+    p.set_defaults(func=cmd_send)
 
     p = sub.add_parser("demo", help="synthetic data -> a prior trained on the spot -> a short study "
                                     "(< 3 min on 2 CPU cores)")

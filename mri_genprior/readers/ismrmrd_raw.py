@@ -211,10 +211,13 @@ def write_ismrmrd(path: os.PathLike | str, kspace: np.ndarray, header_xml: str, 
                 acq = ismrmrd.Acquisition.from_array(np.asarray(noise, np.complex64))
                 acq.set_flag(ismrmrd.ACQ_IS_NOISE_MEASUREMENT)
                 dataset.append_acquisition(acq)
+            columns = np.flatnonzero(lines)
             for s in range(kspace.shape[0]):
-                for col in np.flatnonzero(lines):
+                for col in columns:
                     acq = ismrmrd.Acquisition.from_array(kspace[s, :, :, col], center_sample=h // 2)
                     acq.idx.kspace_encode_step_1 = int(col - left)
                     acq.idx.slice = s
+                    if col == columns[-1]:
+                        acq.set_flag(ismrmrd.ACQ_LAST_IN_SLICE)
                     dataset.append_acquisition(acq)
     return path
