@@ -2,10 +2,12 @@
 
 * ``h5`` (default): the fastMRI submission file ``<stem>.h5`` (dataset ``reconstruction``
   plus provenance attributes; ``reconstruction_std`` when the method gives one).
-* ``nifti``: ``<stem>.nii.gz`` (NIfTI-1, float32, axes (readout x, phase y, slice))
-  with the affine ``diag(voxel size, 1)`` from the header's reconSpace field of view and
-  matrix size (a unit affine and a warning without them), ``<stem>_std.nii.gz`` for the
-  std, and the provenance as a JSON sidecar ``<stem>.json``.
+* ``nifti``: ``<stem>.nii.gz`` (NIfTI-1, float32, axes (readout x, phase y, slice)),
+  its affine in the scanner's RAS+ coordinates from the ISMRMRD acquisitions' positions
+  and directions where the input has them (qform and sform code 1, scanner), else
+  ``diag(voxel size, 1)`` from the header's reconSpace field of view and matrix size (a
+  unit affine and a warning without them); ``<stem>_std.nii.gz`` for the std, and the
+  provenance as a JSON sidecar ``<stem>.json``.
 * ``png``: a folder ``<stem>/`` with one preview per slice (``slice_000.png``, ...;
   magnitude windowed to the volume's 99.5th percentile) and ``contact_sheet.png``.
 
@@ -66,18 +68,42 @@ def write_output(fmt: str, out_dir: os.PathLike | str, source: os.PathLike | str
     return write_png(final, recon)
 
 
-def nifti_affine(voxel_size_mm) -> np.ndarray:
-    """``diag(voxel size, 1)``; the unit affine with a warning if the size is unknown."""
+LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0])
+
+
+def nifti_affine(voxel_size_mm, shape=None, geometry: Optional[dict] = None) -> np.ndarray:
+    """The voxel-to-RAS+ affine of a ``(readout, phase encode, slice)`` volume of ``shape``.
+
+    With ``geometry`` (per-slice ``position`` and the ``read_dir``, ``phase_dir``,
+    ``slice_dir`` of the ISMRMRD acquisitions, LPS mm): voxel ``(i, j, k)`` sits at
+    ``p_k + (i − N_x/2) Δx r + (j − N_y/2) Δy c`` (the centred FFT's origin at pixel N/2),
+    slices stepped by ``(p_last − p_0)/(n − 1)`` (by ``Δz s`` for one slice), flipped from
+    LPS to RAS. Without it ``diag(voxel size, 1)``; the unit affine with a warning if the
+    size is unknown too."""
     if voxel_size_mm is None:
         log.warning("no field of view in the header: the NIfTI affine is the identity (1 mm voxels)")
-        voxel_size_mm = (1.0, 1.0, 1.0)
-    return np.diag([*map(float, voxel_size_mm), 1.0])
+        return np.eye(4)
+    if geometry is None or shape is None:
+        return np.diag([*map(float, voxel_size_mm), 1.0])
+    dx, dy, dz = map(float, voxel_size_mm)
+    position = np.asarray(geometry["position"], float)
+    read, phase, normal = (np.asarray(geometry[name][0], float) for name in ("read_dir", "phase_dir", "slice_dir"))
+    step = (position[-1] - position[0]) / (len(position) - 1) if len(position) > 1 else dz * normal
+    if len(position) > 2 and np.abs(np.diff(position, axis=0) - step).max() > 1e-3:
+        log.warning("slice positions are not evenly spaced: the NIfTI affine uses their mean spacing")
+    affine = np.eye(4)
+    affine[:3, :3] = LPS_TO_RAS @ np.stack([dx * read, dy * phase, step], axis=1)
+    affine[:3, 3] = LPS_TO_RAS @ (position[0] - shape[0] / 2 * dx * read - shape[1] / 2 * dy * phase)
+    return affine
 
 
-def _nifti_bytes(volume: np.ndarray, affine: np.ndarray, description: str) -> bytes:
+def _nifti_bytes(volume: np.ndarray, affine: np.ndarray, description: str, scanner: bool) -> bytes:
     import nibabel
 
     image = nibabel.Nifti1Image(np.ascontiguousarray(volume.transpose(1, 2, 0)), affine)
+    if scanner:  # the affine is in the scanner's coordinates: say so in both the qform and the sform
+        image.set_qform(affine, code=1)
+        image.set_sform(affine, code=1)
     image.header.set_xyzt_units("mm")
     image.header["descrip"] = description[:79].encode()
     return gzip.compress(image.to_bytes(), compresslevel=6)
@@ -88,18 +114,19 @@ def write_nifti(files: List[Path], recon: np.ndarray, info: dict, std: Optional[
     :func:`output_files` names them; the image is renamed into place last, so its
     presence means all are complete. Returns the image path."""
     final, std_file, json_file = files
-    affine = nifti_affine(info.get("voxel_size_mm"))
+    affine = nifti_affine(info.get("voxel_size_mm"), recon.shape[1:], info.get("geometry"))
+    scanner = info.get("geometry") is not None and info.get("voxel_size_mm") is not None
     description = f"mri_genprior {__version__} {info.get('method', '')}"
     sidecar = {**info, "mri_genprior_version": __version__}
     with atomic_path(json_file) as tmp:
         tmp.write_text(json.dumps(sidecar, indent=1, default=str))
     if std is not None:
         with atomic_path(std_file) as tmp:
-            tmp.write_bytes(_nifti_bytes(np.asarray(std, np.float32), affine, description + " std"))
+            tmp.write_bytes(_nifti_bytes(np.asarray(std, np.float32), affine, description + " std", scanner))
     else:
         std_file.unlink(missing_ok=True)  # a std left by an earlier run would not belong to this image
     with atomic_path(final) as tmp:
-        tmp.write_bytes(_nifti_bytes(recon, affine, description))
+        tmp.write_bytes(_nifti_bytes(recon, affine, description, scanner))
     return final
 
 

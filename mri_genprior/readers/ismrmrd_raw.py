@@ -176,12 +176,27 @@ def _volume(path: Path, records, heads: np.ndarray, header) -> Volume:
              "phase_encode": _partial_fourier(int(columns.min()), int(columns.max()) + 1, w // 2)}
     if any(flags.values()):
         source["partial_fourier"] = {k: v for k, v in flags.items() if v}
+    geometry = slice_geometry(imaging, slice_of, len(slices))
+    if geometry is not None:
+        source["geometry"] = geometry
     grid = AcquisitionGrid(records, imaging, numbers, slice_of, columns, rows, (len(slices), int(channels[0]), h, w))
     return Volume(path, grid, mask, None, header, {}, source)
 
 
+def slice_geometry(heads: np.ndarray, slice_of: np.ndarray, count: int) -> Optional[dict]:
+    """Each slice's centre ``position`` and its ``read_dir``, ``phase_dir``, ``slice_dir`` (the
+    scanner's LPS patient coordinates, mm) from its first acquisition; None when the headers
+    carry no orientation (zero direction vectors)."""
+    first = [int(np.flatnonzero(slice_of == s)[0]) for s in range(count)]
+    geometry = {name: [[float(v) for v in heads[i][name]] for i in first]
+                for name in ("position", "read_dir", "phase_dir", "slice_dir")}
+    if not all(np.linalg.norm(d) > 0 for name in ("read_dir", "phase_dir") for d in geometry[name]):
+        return None
+    return geometry
+
+
 def write_ismrmrd(path: os.PathLike | str, kspace: np.ndarray, header_xml: str, mask: Optional[np.ndarray] = None,
-                  noise: Optional[np.ndarray] = None) -> Path:
+                  noise: Optional[np.ndarray] = None, geometry: Optional[dict] = None) -> Path:
     """Write ``(slices, coils, H, W)`` k-space as an ISMRMRD raw file, one acquisition per
     sampled phase-encode line, atomically (for tests and examples).
 
@@ -191,6 +206,8 @@ def write_ismrmrd(path: os.PathLike | str, kspace: np.ndarray, header_xml: str, 
         ``kspace_encoding_step_1`` centre sets the encoding counters.
     mask : ``(W,)`` lines to write (default: every line inside the header's padding).
     noise : optional ``(coils, samples)`` noise measurement written first.
+    geometry : optional ``{"position": (slices, 3), "read_dir", "phase_dir", "slice_dir": (3,)}``
+        written into every acquisition header of each slice (LPS, mm).
     """
     import ismrmrd
 
@@ -217,6 +234,10 @@ def write_ismrmrd(path: os.PathLike | str, kspace: np.ndarray, header_xml: str, 
                     acq = ismrmrd.Acquisition.from_array(kspace[s, :, :, col], center_sample=h // 2)
                     acq.idx.kspace_encode_step_1 = int(col - left)
                     acq.idx.slice = s
+                    if geometry is not None:
+                        acq.position[:] = [float(v) for v in geometry["position"][s]]
+                        for name in ("read_dir", "phase_dir", "slice_dir"):
+                            getattr(acq, name)[:] = [float(v) for v in geometry[name]]
                     if col == columns[-1]:
                         acq.set_flag(ismrmrd.ACQ_LAST_IN_SLICE)
                     dataset.append_acquisition(acq)
