@@ -38,7 +38,7 @@ from .io import Header, Volume
 from .physics import (DEFAULT_MAPS, Physics, SensePhysics, coil_maps, crop_or_pad, missing_noise_power,
                       prewhiten_coils, remove_readout_oversampling, resolve_maps, scale_factor, whitening_factor)
 from .progress import reporting
-from .readers import array_volume, open_input
+from .readers import VolumeRef, array_volume, open_input
 from .solvers.base import Method, Result
 from .writers import write_output
 
@@ -242,11 +242,12 @@ def reconstruct_opened(volume: Volume, method: Method, mask_spec: MaskSpec = Mas
 def reconstruct_volume(path: os.PathLike | str, method: Method, mask_spec: MaskSpec = MaskSpec(),
                        device: str | torch.device | None = None, batch_size: int = 4,
                        progress: bool = True, maps: str = DEFAULT_MAPS, prewhiten: bool = True,
-                       noise_floor: bool = True) -> Tuple[np.ndarray, dict]:
+                       noise_floor: bool = True, *, select=None) -> Tuple[np.ndarray, dict]:
     """Reconstruct every slice of a k-space file in any supported format (fastMRI or
-    ISMRMRD HDF5, BART ``.cfl``, ``.npy``); returns ``(recon, info)`` as
+    ISMRMRD HDF5, BART ``.cfl``, ``.npy``; ``select``: one volume of an ISMRMRD file with
+    several, :func:`mri_genprior.readers.volumes_of`); returns ``(recon, info)`` as
     :func:`reconstruct_opened` does."""
-    with open_input(path) as volume:
+    with open_input(path, select) as volume:
         return reconstruct_opened(volume, method, mask_spec, device, batch_size, progress, maps, prewhiten,
                                   noise_floor)
 
@@ -284,9 +285,11 @@ def reconstruct_kspace(kspace, method: Method, mask=None, *, header: Header | st
 def reconstruct_file(path: os.PathLike | str, out_dir: os.PathLike | str, method: Method,
                      mask_spec: MaskSpec = MaskSpec(), device=None, batch_size: int = 4,
                      progress: bool = True, maps: str = DEFAULT_MAPS, fmt: str = "h5", prewhiten: bool = True,
-                     noise_floor: bool = True) -> Path:
-    """Reconstruct ``path`` and write it to ``out_dir`` in format ``fmt`` (see
-    :mod:`mri_genprior.writers`) atomically; return the output path."""
+                     noise_floor: bool = True, *, volume: Optional[VolumeRef] = None) -> Path:
+    """Reconstruct ``path`` (or its ``volume``, :func:`mri_genprior.readers.volumes_of`) and
+    write it to ``out_dir`` in format ``fmt`` (see :mod:`mri_genprior.writers`) atomically;
+    return the output path."""
+    volume = volume or VolumeRef(Path(path))
     recon, info = reconstruct_volume(path, method, mask_spec, device, batch_size, progress, maps, prewhiten,
-                                     noise_floor)
-    return write_output(fmt, out_dir, path, recon, info)
+                                     noise_floor, select=volume.select)
+    return write_output(fmt, out_dir, volume.source, recon, info)

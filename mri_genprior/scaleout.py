@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 
 from . import MriGenpriorError
 from .io import remove_stale_temporaries, writable_dir
+from .readers import VolumeRef, volumes_of
 from .recon import DEFAULT_MAPS, MaskSpec, reconstruct_file
 from .solvers import make_method
 from .writers import output_files, output_path
@@ -68,15 +69,17 @@ def _worker_device(device: Optional[str]) -> Optional[str]:
     return f"cuda:{index % torch.cuda.device_count()}"
 
 
-def reconstruct_one(path: str, out_dir: str, job: Job, progress: bool = False) -> str:
-    """Reconstruct one volume into ``out_dir`` (the task every worker runs); returns the output path."""
+def reconstruct_one(volume: VolumeRef | str, out_dir: str, job: Job, progress: bool = False) -> str:
+    """Reconstruct one volume (a :class:`~mri_genprior.readers.VolumeRef` or a file path) into
+    ``out_dir`` (the task every worker runs); returns the output path."""
     if job.threads:
         import torch
 
         torch.set_num_threads(job.threads)
+    volume = volume if isinstance(volume, VolumeRef) else VolumeRef(Path(volume))
     method = make_method(job.method, **job.params)
-    return str(reconstruct_file(path, out_dir, method, job.mask, _worker_device(job.device), job.batch_size,
-                                progress, job.maps, job.fmt, job.prewhiten, job.noise_floor))
+    return str(reconstruct_file(volume.path, out_dir, method, job.mask, _worker_device(job.device), job.batch_size,
+                                progress, job.maps, job.fmt, job.prewhiten, job.noise_floor, volume=volume))
 
 
 def _one_line(err: BaseException) -> str:
@@ -87,23 +90,31 @@ def _one_line(err: BaseException) -> str:
 
 def reconstruct_all(files: Sequence[Path], out_dir: Path, job: Job, workers: int = 0,
                     scheduler: Optional[str] = None, overwrite: bool = False, progress: bool = True) -> Report:
-    """Reconstruct ``files`` into ``out_dir`` (see the module docstring)."""
+    """Reconstruct every volume of ``files`` into ``out_dir`` (see the module docstring); an
+    ISMRMRD file with several contrasts, repetitions or sets is one volume each
+    (:func:`~mri_genprior.readers.volumes_of`), and ``Report`` names volumes by their outputs' source."""
     make_method(job.method, **job.params)  # bad settings fail here, once, not in every task
     out_dir = writable_dir(out_dir)
     report = Report()
-    todo = []
+    volumes, todo = [], []
     for f in files:
-        (todo if overwrite or not output_path(job.fmt, out_dir, f).exists() else report.skipped).append(Path(f))
+        try:
+            volumes.extend(volumes_of(f))
+        except MriGenpriorError as err:
+            report.failed.append((Path(f).name, _one_line(err)))
+    for volume in volumes:
+        done = not overwrite and output_path(job.fmt, out_dir, volume.source).exists()
+        (report.skipped.append(volume.source) if done else todo.append(volume))
     if todo and (workers > 1 or scheduler):
         _run_dask(todo, out_dir, job, workers, scheduler, progress, report)
     else:
-        for f in tqdm(todo, desc="volumes", unit="vol", disable=not progress or len(todo) < 2):
+        for volume in tqdm(todo, desc="volumes", unit="vol", disable=not progress or len(todo) < 2):
             try:
-                report.written.append(Path(reconstruct_one(str(f), str(out_dir), job, progress and len(todo) == 1)))
+                report.written.append(Path(reconstruct_one(volume, str(out_dir), job, progress and len(todo) == 1)))
             except Exception as err:  # noqa: BLE001 - reported per volume, the others go on
-                report.failed.append((f.name, _one_line(err)))
-    for f in files:  # every task is done: temporaries of killed writers are stale
-        for path in output_files(job.fmt, out_dir, f):
+                report.failed.append((volume.source.name, _one_line(err)))
+    for volume in volumes:  # every task is done: temporaries of killed writers are stale
+        for path in output_files(job.fmt, out_dir, volume.source):
             remove_stale_temporaries(path)
     return report
 
@@ -126,8 +137,8 @@ def local_cluster(workers: int):
         return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
 
 
-def _run_dask(todo: List[Path], out_dir: Path, job: Job, workers: int, scheduler: Optional[str], progress: bool,
-              report: Report) -> None:
+def _run_dask(todo: List[VolumeRef], out_dir: Path, job: Job, workers: int, scheduler: Optional[str],
+              progress: bool, report: Report) -> None:
     try:
         from distributed import Client, as_completed
     except ImportError as err:
@@ -140,14 +151,14 @@ def _run_dask(todo: List[Path], out_dir: Path, job: Job, workers: int, scheduler
         client = Client(cluster)
         job = dataclasses.replace(job, threads=max(1, (os.cpu_count() or 1) // workers))
     try:
-        futures = {client.submit(reconstruct_one, str(f), str(out_dir), job, key=f"reconstruct-{f.name}",
-                                 pure=False): f for f in todo}
+        futures = {client.submit(reconstruct_one, volume, str(out_dir), job, key=f"reconstruct-{volume.source.name}",
+                                 pure=False): volume for volume in todo}
         for future in tqdm(as_completed(futures), total=len(futures), desc="volumes", unit="vol",
                            disable=not progress):
             if future.status == "finished":
                 report.written.append(Path(future.result()))
             else:
-                report.failed.append((futures[future].name, _one_line(future.exception())))
+                report.failed.append((futures[future].source.name, _one_line(future.exception())))
     finally:
         client.close()
         if cluster is not None:

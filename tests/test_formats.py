@@ -141,6 +141,40 @@ def test_ismrmrd_unsupported_data_are_clear_errors(tmp_path):
                 pass
 
 
+def test_contrasts_and_repetitions_become_volumes_of_their_own(synth, tmp_path, capsys):
+    """Two contrasts × two repetitions in one ISMRMRD file: four outputs ``<stem>_c<k>_r<k>``,
+    each equal to the reconstruction of a file holding only that volume."""
+    import ismrmrd
+
+    kspace, xml, _ = synth
+    mask = np.zeros(64, np.float32)
+    mask[::3] = mask[26:38] = 1
+    singles = {}
+    with ismrmrd.Dataset(str(tmp_path / "scan.h5"), "dataset", mode="w") as merged:
+        merged.write_xml_header(xml)
+        for contrast in (0, 1):
+            for repetition in (0, 1):
+                data = kspace * (1 + contrast) * np.exp(1j * repetition)
+                single = write_ismrmrd(tmp_path / "single" / f"c{contrast}_r{repetition}.h5", data, xml, mask=mask)
+                singles[f"scan_c{contrast}_r{repetition}.h5"] = single
+                with ismrmrd.Dataset(str(single), "dataset", create_if_needed=False) as dataset:
+                    for i in range(dataset.number_of_acquisitions()):
+                        acq = dataset.read_acquisition(i)
+                        acq.idx.contrast, acq.idx.repetition = contrast, repetition
+                        merged.append_acquisition(acq)
+    out = tmp_path / "out"
+    assert main(["reconstruct", str(tmp_path / "scan.h5"), "-o", str(out), "--method", "zero-filled", "-q"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == sorted(singles)
+    for name, single in singles.items():
+        expected, _ = reconstruct_volume(single, make_method("zero-filled"), progress=False)
+        with h5py.File(out / name) as f:
+            np.testing.assert_allclose(f["reconstruction"][()], expected, rtol=1e-6, atol=1e-6 * expected.max())
+            assert json.loads(f.attrs["counters"]) == {"contrast": int(name[6]), "phase": 0,
+                                                       "repetition": int(name[9]), "set": 0}
+    assert main(["reconstruct", str(tmp_path / "scan.h5"), "-o", str(out), "-q"]) == 0
+    assert "skip scan_c1_r1.h5" in capsys.readouterr().out
+
+
 def test_bart_and_npy_match_the_fastmri_file(cropped, tmp_path):
     kspace, _, (expected, _) = cropped
     cfl = write_cfl(tmp_path / "brain", to_bart(kspace))

@@ -13,9 +13,10 @@ Every reader converts on the fly (lazily, slice by slice) without a temporary co
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 from pathlib import Path
-from typing import Iterator, List, Sequence
+from typing import Iterator, List, Optional, Sequence, Tuple
 
 import h5py
 
@@ -23,9 +24,10 @@ from .. import MriGenpriorError
 from ..io import Volume, input_files, open_volume
 from .arrays import array_volume, open_npy, sampling_mask, volume_array
 from .bart import base_path, open_cfl
-from .ismrmrd_raw import find_group, open_ismrmrd
+from .ismrmrd_raw import counter_sets, find_group, open_ismrmrd
 
-__all__ = ["FORMATS", "detect_format", "open_input", "input_paths", "array_volume", "sampling_mask", "volume_array"]
+__all__ = ["FORMATS", "detect_format", "open_input", "input_paths", "volumes_of", "VolumeRef", "array_volume",
+           "sampling_mask", "volume_array"]
 
 FORMATS = ("fastmri", "ismrmrd", "bart", "npy")
 SUFFIXES = (".h5", ".cfl", ".npy")  # what a directory is searched for
@@ -67,15 +69,53 @@ def detect_format(path: os.PathLike | str) -> str:
                            "or NumPy .npy")
 
 
+@dataclasses.dataclass(frozen=True)
+class VolumeRef:
+    """One volume of an input file: the file, the ISMRMRD counters that pick it out of a
+    file with several contrasts, phases, repetitions or sets (``select``, as sorted
+    ``(name, value)`` pairs), and the name its outputs take (:attr:`source`)."""
+
+    path: Path
+    select: Optional[Tuple[Tuple[str, int], ...]] = None
+    name: Optional[str] = None
+
+    @property
+    def source(self) -> Path:
+        """The input path under the volume's name (outputs are named from its stem)."""
+        return self.path if self.name is None else self.path.with_name(self.name)
+
+
+def volumes_of(path: os.PathLike | str) -> List[VolumeRef]:
+    """The volumes of an input: one, or for an ISMRMRD file with several contrasts,
+    repetitions, sets or phases one per combination, named ``<stem>_c<k>_r<k>`` (plus
+    ``_s<k>`` / ``_p<k>`` where the file has several sets / phases)."""
+    path = Path(path)
+    if detect_format(path) != "ismrmrd":
+        return [VolumeRef(path)]
+    combos = counter_sets(path)
+    if len(combos) < 2:
+        return [VolumeRef(path)]
+    varying = {name for name in combos[0] if len({c[name] for c in combos}) > 1}
+    refs = []
+    for combo in combos:
+        name = f"{path.stem}_c{combo['contrast']}_r{combo['repetition']}"
+        name += "".join(f"_{key[0]}{combo[key]}" for key in ("set", "phase") if key in varying)
+        refs.append(VolumeRef(path, tuple(sorted(combo.items())), name + path.suffix))
+    return refs
+
+
 @contextlib.contextmanager
-def open_input(path: os.PathLike | str) -> Iterator[Volume]:
-    """Open ``path`` in whichever supported format it is (see the module docstring)."""
+def open_input(path: os.PathLike | str, select: Optional[Tuple[Tuple[str, int], ...]] = None) -> Iterator[Volume]:
+    """Open ``path`` in whichever supported format it is (see the module docstring); ``select``
+    picks one volume of an ISMRMRD file with several (:func:`volumes_of`)."""
     fmt = detect_format(path)
+    if select and fmt != "ismrmrd":
+        raise MriGenpriorError(f"{path}: only ISMRMRD files hold several volumes to select from")
     if fmt == "fastmri":
         with open_volume(path) as volume:
             yield volume
     elif fmt == "ismrmrd":
-        with open_ismrmrd(path) as volume:
+        with open_ismrmrd(path, dict(select) if select else None) as volume:
             yield volume
     else:
         yield open_cfl(path) if fmt == "bart" else open_npy(path)

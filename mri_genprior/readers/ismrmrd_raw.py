@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import os
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Dict, Iterator, List, Optional
 
 import h5py
 import numpy as np
@@ -102,16 +102,30 @@ def _partial_fourier(lo: int, hi: int, centre: int) -> Optional[float]:
     return round(fraction, 4) if fraction < 0.95 else None
 
 
+def counter_sets(path: os.PathLike | str) -> List[Dict[str, int]]:
+    """The distinct ``{contrast, phase, repetition, set}`` of an ISMRMRD file's imaging
+    acquisitions, sorted: each is one volume (:func:`open_ismrmrd`'s ``select``)."""
+    with h5py.File(path, "r") as handle:
+        group = find_group(handle)
+        if group is None:
+            raise MriGenpriorError(f"{path}: no ISMRMRD dataset (a group with 'xml' and 'data')")
+        heads = handle[group]["data"].fields("head")[:]
+    idx = heads[(heads["flags"] & _skip_flags()) == 0]["idx"]
+    combos = np.unique(np.stack([idx[name] for name in COUNTERS], axis=1), axis=0) if idx.size else []
+    return [dict(zip(COUNTERS, map(int, combo))) for combo in combos]
+
+
 @contextlib.contextmanager
-def open_ismrmrd(path: os.PathLike | str) -> Iterator[Volume]:
-    """Open an ISMRMRD raw HDF5 file as a lazily assembled volume.
+def open_ismrmrd(path: os.PathLike | str, select: Optional[Dict[str, int]] = None) -> Iterator[Volume]:
+    """Open an ISMRMRD raw HDF5 file as a lazily assembled volume: the imaging acquisitions
+    whose counters equal ``select`` (e.g. ``{"contrast": 1, "repetition": 0}``), or all.
 
     Raises
     ------
     MriGenpriorError
         Not an ISMRMRD file, a non-Cartesian or 3-D encoding, several contrasts, phases,
-        repetitions or sets, slices with different sampling patterns, acquisitions that
-        fall outside the encoded matrix, or no imaging acquisitions.
+        repetitions or sets without ``select``, slices with different sampling patterns,
+        acquisitions that fall outside the encoded matrix, or no imaging acquisitions.
     """
     from ismrmrd import xsd
 
@@ -138,20 +152,23 @@ def open_ismrmrd(path: os.PathLike | str) -> Iterator[Volume]:
         if encoding.encodedSpace.matrixSize.z > 1:
             raise MriGenpriorError(f"{path}: 3-D encoding (encodedSpace z = {encoding.encodedSpace.matrixSize.z}); "
                                    "only 2-D (multi-slice) Cartesian data are supported")
-        yield _volume(path, records, heads, parse_header(xml))
+        yield _volume(path, records, heads, parse_header(xml), select)
 
 
-def _volume(path: Path, records, heads: np.ndarray, header) -> Volume:
-    """Index the imaging acquisitions of ``heads`` into slices, rows and columns."""
-    numbers = np.flatnonzero((heads["flags"] & _skip_flags()) == 0)
+def _volume(path: Path, records, heads: np.ndarray, header, select: Optional[Dict[str, int]] = None) -> Volume:
+    """Index the imaging acquisitions of ``heads`` (those matching ``select``) into slices, rows and columns."""
+    chosen = (heads["flags"] & _skip_flags()) == 0
+    for name, value in (select or {}).items():
+        chosen &= heads["idx"][name] == value
+    numbers = np.flatnonzero(chosen)
     imaging = heads[numbers]
     if imaging.size == 0:
-        raise MriGenpriorError(f"{path}: no imaging acquisitions")
+        raise MriGenpriorError(f"{path}: no imaging acquisitions" + (f" with {select}" if select else ""))
     idx = imaging["idx"]
     for name in COUNTERS:
         if np.unique(idx[name]).size > 1:
-            raise MriGenpriorError(f"{path}: {np.unique(idx[name]).size} values of the '{name}' counter; one "
-                                   f"{', '.join(COUNTERS)} per file is supported")
+            raise MriGenpriorError(f"{path}: {np.unique(idx[name]).size} values of the '{name}' counter in one "
+                                   "volume (the reconstruct command splits them into volumes)")
     if np.unique(idx["kspace_encode_step_2"]).size > 1:
         raise MriGenpriorError(f"{path}: several kspace_encode_step_2 values (3-D encoding) are not supported")
     channels = np.unique(imaging["active_channels"])
@@ -171,7 +188,7 @@ def _volume(path: Path, records, heads: np.ndarray, header) -> Volume:
     sampled[list(patterns.pop())] = 1
     left, right = header.padding
     mask = None if sampled[left:right].all() else sampled
-    source = {"format": "ismrmrd"}
+    source = {"format": "ismrmrd", **({"counters": dict(select)} if select else {})}
     flags = {"readout": _partial_fourier(int(rows.min()), int(ends.max()), h // 2),
              "phase_encode": _partial_fourier(int(columns.min()), int(columns.max()) + 1, w // 2)}
     if any(flags.values()):
