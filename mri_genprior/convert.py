@@ -128,6 +128,29 @@ def pad_field_of_view(kspace: np.ndarray, shape, corner: int = 16, seed: int = 0
     return out.reshape(kspace.shape[:-3] + (c,) + big)
 
 
+def fold_field_of_view(kspace: np.ndarray, fraction: float) -> np.ndarray:
+    """K-space ``(..., C, H, P)`` of fully sampled ``kspace`` ``(..., C, H, W)`` in a field of view
+    ``fraction`` times as wide along the phase encode (the last axis), ``P = round(fraction W)``:
+    the coil images summed periodically with period P, the P columns around the image centre
+    kept. This is what sampling k-space 1/fraction times as coarsely does (up to a constant
+    scale): an object wider than the new field of view wraps around, as in scans prescribed
+    tighter than the head. Centred orthonormal FFTs (fastMRI's convention)."""
+    import sigpy as sp
+
+    if not 0 < fraction < 1:
+        raise MriGenpriorError(f"the field-of-view fraction must be between 0 and 1, got {fraction}")
+    flat = _fully_sampled_images(kspace, "folding the field of view")
+    w = flat.shape[-1]
+    p = int(round(fraction * w))
+    if p < 2:
+        raise MriGenpriorError(f"folding {w} columns by {fraction} leaves {p}")
+    columns = (np.arange(w) - (w // 2 - p // 2)) % p  # input column w/2 (the centre) lands on output p/2
+    folded = np.zeros(flat.shape[:-1] + (p,), np.complex64)
+    for source, target in enumerate(columns):
+        folded[..., target] += flat[..., source]
+    return sp.fft(folded, axes=(-2, -1)).astype(np.complex64).reshape(kspace.shape[:-1] + (p,))
+
+
 def add_noise(kspace: np.ndarray, factor: float, corner: int = 16, seed: int = 0) -> np.ndarray:
     """Fully sampled ``kspace`` ``(..., C, H, W)`` with its coil noise std raised ``factor``-fold:
     complex Gaussian noise of ``factor² − 1`` times the coil covariance of each slice's four

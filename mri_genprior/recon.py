@@ -70,12 +70,15 @@ class MaskSpec:
 class SliceBatch:
     """Prepared inputs for a batch of B slices: scaled (and prewhitened) k-space ``y``
     ``(B, C, H, W)`` on the device, its physics, the per-slice scales that undo the
-    normalisation, and how many of the slices were prewhitened."""
+    normalisation, how many of the slices were prewhitened, and each slice's number of
+    sets of coil maps (a batch holds as many as its slice with the most, the others' extra
+    sets zero)."""
 
     y: torch.Tensor
     physics: Physics
     scales: np.ndarray
     whitened: int = 0
+    map_sets: Tuple[int, ...] = ()
 
 
 def resolve_device(name: str | torch.device | None = None) -> torch.device:
@@ -137,11 +140,15 @@ def prepare_batch(volume: Volume, indices, mask: np.ndarray, crop_readout: bool,
         if need_maps:
             mps.append(coil_maps(y, mask, maps, device))
     w = np.broadcast_to(weights, (len(ys),) + weights.shape).copy()
+    sets = tuple(m.shape[-1] // weights.shape[-1] for m in mps)
+    if need_maps:
+        width = max(sets) * weights.shape[-1]
+        mps = [np.pad(m, [(0, 0)] * (m.ndim - 1) + [(0, width - m.shape[-1])]) for m in mps]
     physics = SensePhysics.from_numpy(np.stack(mps) if need_maps else None, w, device,
                                       coil_mix=np.stack(mixes) if whitened else None,
                                       floor=np.asarray(floors, np.float32) if any(floors) else None)
     return SliceBatch(torch.as_tensor(np.stack(ys), device=device), physics, np.asarray(scales, np.float32),
-                      whitened)
+                      whitened, sets)
 
 
 def reconstruct_batch(method: Method, y: torch.Tensor, physics: Physics) -> Result:
@@ -192,12 +199,13 @@ def reconstruct_opened(volume: Volume, method: Method, mask_spec: MaskSpec = Mas
     out_shape = volume.header.recon[:2]
     recon = np.empty((volume.num_slices,) + tuple(out_shape), dtype=np.float32)
     bar = tqdm(total=volume.num_slices, desc=volume.path.name, unit="slice", disable=not progress, leave=False)
-    diagnostics, std, whitened, floors = [], None, 0, []
+    diagnostics, std, whitened, floors, map_sets = [], None, 0, [], []
     for first in range(0, volume.num_slices, batch_size):
         indices = range(first, min(first + batch_size, volume.num_slices))
         batch = prepare_batch(volume, indices, mask, crop_readout, method.needs_maps, device, maps, prewhiten,
                               noise_floor and method.noise_floor)
         whitened += batch.whitened
+        map_sets.extend(batch.map_sets)
         floor = np.zeros(len(indices)) if batch.physics.floor is None else batch.physics.floor.cpu().numpy()
         floors.extend((np.sqrt(floor) * batch.scales).round(8).tolist())
         try:
@@ -226,6 +234,7 @@ def reconstruct_opened(volume: Volume, method: Method, mask_spec: MaskSpec = Mas
         "center_fraction": mask_spec.center_fraction if source != "file" else None,
         "coil_maps": (resolve_maps(maps, masks.calibration_region(mask, batch.y.shape[-2:])[1])
                       if method.needs_maps and batch.y.shape[1] > 1 else None),
+        "map_sets": map_sets or None,
         "prewhitened_slices": whitened,
         "noise_floor": floors,
         "voxel_size_mm": volume.header.voxel_size_mm,

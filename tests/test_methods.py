@@ -247,7 +247,7 @@ def test_auto_lamda_starts_the_final_solve_from_zero_where_the_folds_predict_bet
         for params in ({"start": "auto"}, {}))
     record, fixed_start_record = info["diagnostics"][0], fixed_start_info["diagnostics"][0]
     assert record["start"] == "zero"
-    assert record["zero_start_error"] < min(record["validation_errors"])
+    assert record["zero_start_error"] < min(record["validation_errors"]) < record["zero_filled_error"]
     assert fixed_start_record["start"] == "zero" and "zero_start_error" not in fixed_start_record
     assert fixed_start_record["lamda"] == record["lamda"]
     np.testing.assert_allclose(fixed_start, recon, rtol=0, atol=1e-3 * float(np.abs(recon).max()))  # step size

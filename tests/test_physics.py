@@ -73,7 +73,7 @@ def test_hybrid_sense_is_sense_after_a_readout_ifft_and_its_rows_separate(rng, d
                                rtol=0)
     with pytest.raises(MriGenpriorError, match="1-D mask"):
         SensePhysics(torch.from_numpy(mps), torch.from_numpy(weights)).hybrid()
-    with pytest.raises(MriGenpriorError, match="needs coil maps"):
+    with pytest.raises(MriGenpriorError, match="needs one set of coil maps"):
         SensePhysics(None, torch.from_numpy(lines)).hybrid()
 
 
@@ -122,6 +122,30 @@ def test_sense_physics_linop_is_sigpy_sense(rng, device):
         np.testing.assert_allclose(via_linop, ours[b], atol=1e-4)
     picked = physics.select([1, 1, 0])
     assert picked.batch == 3 and torch.equal(picked.maps[2], physics.maps[0])
+
+
+def test_two_sets_of_maps_sum_their_images_coil_by_coil_as_sigpy_hstack_does(rng, device):
+    """Soft-SENSE: maps (B, C, H, 2W) take images (B, H, 2W) to Σ_m S_m x_m; the adjoint passes
+    the adjointness test, equals SigPy's Hstack of one Sense per set, and the written RSS
+    is that of the coil images F⁻¹(√W y) where measured."""
+    mps, weights = _sense_inputs(rng)
+    two = np.concatenate([mps, crandn(rng, mps.shape)], axis=-1)
+    physics = SensePhysics.from_numpy(two, weights, device)
+    assert physics.sets == 2 and physics.ishape == (24, 40) and physics.oshape == (mps.shape[1], 24, 20)
+    assert physics.adjointness_test(batch=2) < 1e-5
+    x = crandn(rng, (2, 24, 40))
+    ours = physics(torch.from_numpy(x).to(device)).cpu().numpy()
+    halves = [SensePhysics.from_numpy(part, weights, device)(torch.from_numpy(np.ascontiguousarray(xp)).to(device))
+              for part, xp in zip(np.split(two, 2, axis=-1), np.split(x, 2, axis=-1))]
+    np.testing.assert_allclose(ours, sum(h.cpu().numpy() for h in halves), atol=1e-4)
+    for b in range(2):
+        linop = physics.linop(b)
+        via_linop = sp.to_device(linop(sp.to_device(x[b], sigpy_device(device))))
+        np.testing.assert_allclose(via_linop, ours[b], atol=1e-4)
+        back = physics.adjoint(torch.from_numpy(ours).to(device))[b].cpu().numpy()
+        np.testing.assert_allclose(sp.to_device(linop.H(sp.to_device(ours[b], sigpy_device(device)))), back,
+                                   atol=1e-3)
+    assert physics.output(x, torch.from_numpy(ours).to(device)).shape == (2, 24, 20)
 
 
 @pytest.mark.parametrize("case", ["2d-masks-odd-size", "shared-column-mask", "coil-images"])

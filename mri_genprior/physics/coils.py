@@ -4,7 +4,11 @@
 :data:`MAPS`:
 
 * ``auto`` (the default): ``espirit`` with at least :data:`ESPIRIT_LINES` calibration
-  lines, else ``jsense`` (measured on real and synthetic scans: docs/real_data.md).
+  lines, else ``jsense`` (measured on real and synthetic scans: docs/real_data.md); with
+  ``espirit``, a second set of maps (soft-SENSE) where the data need it: where the
+  covariance's second eigenvalue exceeds :data:`SECOND_SET_CROP` on at least
+  :data:`SECOND_SET_SUPPORT` of the image, as where a field of view tighter than the
+  object makes two tissues share a pixel.
 * ``jsense``: maps and a low-resolution image estimated jointly from the measured samples
   of the centre :data:`JSENSE_WIDTH` × :data:`JSENSE_WIDTH` k-space block
   (``sigpy.mri.app.JsenseRecon``: JSENSE with NLINV's truncated-Fourier maps and
@@ -19,12 +23,17 @@
 * ``espirit``: ESPIRiT (SigPy's ``EspiritCalib`` steps) on the whole calibration region,
   for a 1-D mask the rectangle of every readout row × the centre lines, blocks 6 wide but
   at most half the lines across, maps cropped where the eigenvalue < 0.95 with holes in
-  the support filled (:func:`espirit_maps`).
+  the support filled (:func:`espirit_maps`); one set.
+* ``espirit2``: the same and always a second set (soft-SENSE, Uecker et al. 2014: the
+  second eigenvector where its eigenvalue exceeds :data:`SECOND_SET_CROP`).
+
+Several sets of maps come side by side along the last axis, ``(coils, H, M·W)``
+(:class:`~mri_genprior.physics.sense.SensePhysics`).
 """
 
 from __future__ import annotations
 
-from typing import Tuple
+from typing import Optional, Tuple
 
 import numpy as np
 import torch
@@ -40,12 +49,14 @@ def coil_combine(kspace: np.ndarray, mps: np.ndarray) -> np.ndarray:
     return mr.linop.Sense(mps).H(kspace).astype(np.complex64)
 
 
-MAPS = ("auto", "jsense", "joint", "lowres", "espirit")
+MAPS = ("auto", "jsense", "joint", "lowres", "espirit", "espirit2")
 DEFAULT_MAPS = "auto"
 MIN_CALIBRATION = 4  # fewer fully sampled centre lines than this: no map estimate is usable
 JOINT_LINES = 16     # the least width of the region the joint maps are re-estimated from
 ESPIRIT_LINES = 7    # from this many calibration lines on, ESPIRiT on the rectangle beats jsense's maps
 JSENSE_WIDTH = 24    # jsense: side of the centre k-space block the maps and image are fitted to
+SECOND_SET_CROP = 0.9      # a second set of ESPIRiT maps where its eigenvalue exceeds this
+SECOND_SET_SUPPORT = 0.01  # auto: a second set when it covers at least this fraction of the image
 JSENSE_KERNEL = 8    # jsense: side of each map's k-space support
 JSENSE_LAMDA = 1e-2  # jsense: Tikhonov weight (SigPy normalises the data to unit norm)
 
@@ -93,7 +104,8 @@ def joint_maps(kspace: np.ndarray, mask: np.ndarray, region: Tuple[int, int], it
 
 def coil_maps(kspace: np.ndarray, mask: np.ndarray, kind: str = DEFAULT_MAPS,
               device: torch.device | str = "cpu") -> np.ndarray:
-    """Sensitivity maps ``(coils, H, W)`` of one slice's masked k-space by method ``kind`` (see the module docstring).
+    """Sensitivity maps ``(coils, H, M·W)`` (M sets side by side; mostly M = 1) of one slice's
+    masked k-space by method ``kind`` (see the module docstring).
 
     Raises
     ------
@@ -111,6 +123,7 @@ def coil_maps(kspace: np.ndarray, mask: np.ndarray, kind: str = DEFAULT_MAPS,
         raise MriGenpriorError(f"only {region[1]} fully sampled centre lines: coil maps need at least "
                                f"{MIN_CALIBRATION}; use a larger --center-fraction (e.g. "
                                f"{MIN_CALIBRATION / kspace.shape[-1] + 0.005:.2f})")
+    sets = {"auto": None, "espirit2": 2}.get(kind, 1)
     kind = resolve_maps(kind, region[1])
     if kind == "jsense":
         return jsense_maps(kspace, mask, device)
@@ -118,7 +131,7 @@ def coil_maps(kspace: np.ndarray, mask: np.ndarray, kind: str = DEFAULT_MAPS,
         return joint_maps(kspace, mask, region)
     if kind == "lowres":
         return lowres_maps(kspace, region)
-    return espirit_maps(centre_calibration(kspace, mask), region, device)
+    return espirit_maps(centre_calibration(kspace, mask), region, device, sets=sets)
 
 
 def resolve_maps(kind: str, calibration_lines: int) -> str:
@@ -165,6 +178,7 @@ def espirit_maps(
     kernel_width: int = 6,
     crop: float = 0.95,
     max_iter: int = 100,
+    sets: Optional[int] = 1,
 ) -> np.ndarray:
     """ESPIRiT sensitivity maps ``(coils, H, W)`` complex64 (Uecker et al. 2014) calibrated
     on the centred ``region`` = (rows, columns) of ``kspace`` ``(coils, H, W)``.
@@ -189,6 +203,11 @@ def espirit_maps(
     support (pixels inside the object whose eigenvalue dips below ``crop``, seen with
     6 × 4 blocks on a real brain) are filled.
     Single-coil k-space gets a map of ones.
+
+    ``sets=2`` appends a second set (soft-SENSE): the covariance's second eigenvector
+    (``eigh``), phase relative to coil 0, kept where its eigenvalue exceeds
+    :data:`SECOND_SET_CROP`, as ``(coils, H, 2W)``; ``sets=None`` appends it only where it
+    covers at least :data:`SECOND_SET_SUPPORT` of the image.
 
     Raises
     ------
@@ -227,6 +246,13 @@ def espirit_maps(
         mps *= xp.conj(mps[0] / xp.abs(mps[0]))
         support = binary_fill_holes(sp.to_device(power.max_eig.T[0, 0] > crop, sp.cpu_device))
         mps *= sp.to_device(support, sp_device)
+        if sets != 1:
+            values, vectors = xp.linalg.eigh(covariance)  # ascending eigenvalues per pixel
+            keep = values[..., -2] > SECOND_SET_CROP
+            if sets == 2 or float(keep.mean()) >= SECOND_SET_SUPPORT:
+                second = vectors[..., -2] * keep[..., None]
+                second *= xp.exp(-1j * xp.angle(second[..., :1]))
+                mps = xp.concatenate([mps, second.T], axis=-1)
         return sp.to_device(mps, sp.cpu_device).astype(np.complex64)
 
 

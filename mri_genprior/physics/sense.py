@@ -117,7 +117,10 @@ class SensePhysics(Physics):
     Parameters
     ----------
     maps : ``(B, C, H, W)`` complex sensitivity maps (B may be 1 and broadcast), or None
-        for a physics that only serves methods that need no maps (zero-filled).
+        for a physics that only serves methods that need no maps (zero-filled); or
+        ``(B, C, H, M·W)``: M sets of maps side by side (soft-SENSE, Uecker et al. 2014),
+        whose unknown is the M sets' images side by side, ``(B, H, M·W)``, and whose coil
+        images are ``Σ_m S_m x_m``.
     weights : ``(B, H, W)`` or ``(1, H, W)`` real sampling weights (the mask). As in
         ``sigpy.mri.linop.Sense``, their square root is applied.
     calibration_width : side of the centred, fully sampled calibration square; None
@@ -133,8 +136,9 @@ class SensePhysics(Physics):
 
     Notes
     -----
-    ``forward``: ``(B, H, W)`` image -> ``(B, C, H, W)`` k-space; ``adjoint`` the reverse.
-    The written magnitude is the RSS of the data-consistent coil images (:meth:`output`).
+    ``forward``: ``(B, H, M·W)`` image (M = 1: ``(B, H, W)``) -> ``(B, C, H, W)`` k-space;
+    ``adjoint`` the reverse. The written magnitude is the RSS of the data-consistent coil
+    images (:meth:`output`), ``(B, H, W)`` whatever M.
     """
 
     unknown = "image"  # what forward takes, as shape errors name it
@@ -143,7 +147,8 @@ class SensePhysics(Physics):
                  coil_mix: Optional[torch.Tensor] = None, floor: Optional[torch.Tensor] = None):
         from ..masks import calibration_width as width_of
 
-        if weights.ndim != 3 or (maps is not None and (maps.ndim != 4 or maps.shape[-2:] != weights.shape[-2:])):
+        if weights.ndim != 3 or (maps is not None and (maps.ndim != 4 or maps.shape[-2] != weights.shape[-2]
+                                                       or maps.shape[-1] % weights.shape[-1])):
             raise MriGenpriorError(
                 f"SensePhysics: maps (B, C, H, W) and weights (B, H, W) must agree, got "
                 f"{None if maps is None else tuple(maps.shape)} and {tuple(weights.shape)}")
@@ -154,8 +159,9 @@ class SensePhysics(Physics):
         self.sqrt_weights = self.weights.sqrt()[:, None]
         self.device = weights.device
         self.batch = max(weights.shape[0], 1 if maps is None else maps.shape[0])
-        self.ishape = tuple(weights.shape[-2:])
-        self.oshape = (0 if maps is None else maps.shape[1],) + self.ishape
+        self.sets = 1 if maps is None else maps.shape[-1] // weights.shape[-1]
+        self.ishape = tuple(weights.shape[-2:]) if maps is None else tuple(maps.shape[-2:])
+        self.oshape = (0 if maps is None else maps.shape[1],) + tuple(weights.shape[-2:])
         self.calibration_width = (width_of(weights[0].cpu().numpy()) if calibration_width is None
                                   else int(calibration_width))
 
@@ -177,12 +183,20 @@ class SensePhysics(Physics):
         return self.maps
 
     def _spread(self, x: torch.Tensor) -> torch.Tensor:
-        """Image ``(B, H, W)`` -> coil images ``S x`` ``(B, C, H, W)``."""
-        return self._need_maps() * x[:, None]
+        """Image ``(B, H, M·W)`` -> coil images ``Σ_m S_m x_m`` ``(B, C, H, W)``."""
+        spread = self._need_maps() * x[:, None]
+        return spread if self.sets == 1 else spread.unflatten(-1, (self.sets, -1)).sum(-2)
 
     def _gather(self, coil_images: torch.Tensor) -> torch.Tensor:
-        """The adjoint of :meth:`_spread`: ``Σ_c conj(S_c) · v_c``."""
+        """The adjoint of :meth:`_spread`: ``Σ_c conj(S_{m,c}) · v_c`` for every set m."""
+        if self.sets > 1:
+            coil_images = coil_images.repeat(1, 1, 1, self.sets)
         return torch.sum(self._need_maps().conj() * coil_images, dim=1)
+
+    @property
+    def kspace_shape(self) -> Tuple[int, int]:
+        """The k-space grid ``(H, W)`` (the image grid but for several sets of maps)."""
+        return tuple(self.oshape[-2:])
 
     def _misfit_maps(self) -> Optional[torch.Tensor]:
         """The maps :meth:`misfit` spreads the unknowns with (None: the unknowns are coil images)."""
@@ -198,7 +212,10 @@ class SensePhysics(Physics):
 
     def misfit(self, y: torch.Tensor, held: Optional[torch.Tensor] = None):
         """:meth:`Operator.misfit`, fused (:class:`~mri_genprior.physics.misfit.CartesianMisfit`):
-        one 2-D FFT each way per evaluation, its readout pass on the sampled columns only."""
+        one 2-D FFT each way per evaluation, its readout pass on the sampled columns only
+        (several sets of maps: :meth:`Operator.misfit`)."""
+        if self.sets > 1:
+            return super().misfit(y, held)
         self.check(y, self.oshape, "k-space")
         fused = CartesianMisfit(self.sqrt_weights, y, held, self._misfit_maps())
 
@@ -212,10 +229,13 @@ class SensePhysics(Physics):
         import sigpy as sp
         import sigpy.mri as mr
 
-        maps = self._need_maps()
+        maps = tensor_to_array(self._need_maps()[index if self._need_maps().shape[0] > 1 else 0])
         with sigpy_device(self.device):
-            return mr.linop.Sense(tensor_to_array(maps[index if maps.shape[0] > 1 else 0]),
-                                  weights=tensor_to_array(self.weights[index if self.weights.shape[0] > 1 else 0]))
+            weights = tensor_to_array(self.weights[index if self.weights.shape[0] > 1 else 0])
+            if self.sets == 1:
+                return mr.linop.Sense(maps, weights=weights)
+            return sp.linop.Hstack([mr.linop.Sense(part, weights=weights) for part in
+                                    sp.get_array_module(maps).split(maps, self.sets, axis=-1)], axis=1)
 
     def select(self, index: Sequence[int]) -> "SensePhysics":
         index = torch.as_tensor(index, dtype=torch.long, device=self.device)
@@ -229,7 +249,7 @@ class SensePhysics(Physics):
     def calibration_phase(self, y: torch.Tensor) -> torch.Tensor:
         """Phase of the adjoint of the centre ``w × w`` k-space block, ``w = max(4, calibration_width)``."""
         width = max(4, self.calibration_width)
-        h, w = self.ishape
+        h, w = self.kspace_shape
         window = torch.zeros(h, w, device=y.device)
         window[centred(h, width), centred(w, width)] = 1
         return torch.angle(self.adjoint(y * window))
@@ -259,7 +279,7 @@ class SensePhysics(Physics):
         Whole held-out lines open gaps beside the calibration region that the full problem
         does not have; on the real brain at 8× one such line made up 57 % of the validation
         error and pushed λ to the top of the ladder (docs/real_data.md)."""
-        h, w = self.image_shape
+        h, w = self.kspace_shape
         c = self.calibration_width
         sampled = (self.sqrt_weights[:, :1] > 0).expand(y.shape[0], 1, h, w)
         lines = self.one_dimensional
@@ -280,7 +300,7 @@ class SensePhysics(Physics):
         rest, and the cross-validated λ came out one rung too small where the image's edges
         and background weigh in SSIM (docs/real_data.md: the development brain in a 256²
         field of view at 8×, SSIM 0.708 at λ = 3.16e-3 against 0.766 at 1e-2)."""
-        h, w = self.image_shape
+        h, w = self.kspace_shape
         kx = (torch.arange(h, device=self.device, dtype=torch.float32) - h // 2) / h
         ky = (torch.arange(w, device=self.device, dtype=torch.float32) - w // 2) / w
         return (kx[:, None] ** 2 + ky[None] ** 2).sqrt()[None]
@@ -290,7 +310,7 @@ class SensePhysics(Physics):
         signal: the measured samples of the outer ``H/16`` readout rows at each edge, all coils.
         For complex Gaussian noise ``|n|²`` is exponential with median ``2σ² ln 2``, so
         ``σ = √(median |y|² / (2 ln 2))``; the median ignores the few signal-bearing samples."""
-        e = edge_rows(self.image_shape[0])
+        e = edge_rows(self.kspace_shape[0])
         edge = torch.cat([y[..., :e, :], y[..., -e:, :]], dim=-2)
         sampled = torch.cat([self.sqrt_weights[..., :e, :], self.sqrt_weights[..., -e:, :]], dim=-2) > 0
         power = torch.where(sampled, edge.abs() ** 2, torch.nan).flatten(1)
@@ -326,9 +346,9 @@ class SensePhysics(Physics):
 
     def hybrid(self) -> "HybridSense":
         """This physics in hybrid space (:class:`HybridSense`), for maps and a 1-D mask."""
-        if self.maps is None or not self.one_dimensional:
-            raise MriGenpriorError("SensePhysics.hybrid: needs coil maps and a 1-D mask (every readout row "
-                                   "sampled alike)")
+        if self.maps is None or not self.one_dimensional or self.sets > 1:
+            raise MriGenpriorError("SensePhysics.hybrid: needs one set of coil maps and a 1-D mask (every "
+                                   "readout row sampled alike)")
         return HybridSense(self.maps, self.sqrt_weights[:, :, :1])
 
     def _consistent_rss(self, images: np.ndarray, y: torch.Tensor, shrink: Optional[np.ndarray] = None) -> np.ndarray:

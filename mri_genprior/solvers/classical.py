@@ -320,7 +320,8 @@ class SigpyRecon(Method):
                 break
         best = chosen_rung(errors)
         lamda, error, mean = LADDER[best], errors[best], means[best]
-        record = {"ladder": list(LADDER[:len(errors)]), "validation_errors": errors}
+        record = {"ladder": list(LADDER[:len(errors)]), "validation_errors": errors,
+                  "zero_filled_error": held_out([xp.zeros_like(xs[0])] * len(held))}
         if self.refine:  # the chosen rung's quarter-decade neighbours, solved from zero as the ladder's rungs
             tried = {lamda: (error, mean)}
             for neighbour in iterate((lamda * REFINE_STEP, lamda / REFINE_STEP), "λ refinement", unit="λ"):

@@ -164,7 +164,8 @@ class PosteriorSampling(Method):
         draws = draws * scale[index].view((-1,) + (1,) * (draws.ndim - 1))
         shape = (b, k) + tuple(draws.shape[1:])
         mean = draws.view(shape).mean(1)
-        outputs = replicas.output(draws.cpu().numpy(), y[index]).reshape(shape)
+        outputs = replicas.output(draws.cpu().numpy(), y[index])
+        outputs = outputs.reshape((b, k) + outputs.shape[1:])
         std = outputs.std(1, ddof=1) if k > 1 else np.zeros_like(outputs[:, 0])
         diagnostics = [{"method": self.name, "sampler": self.sampler, "samples": k, "nfe": self.nfe,
                         "noise_std": float(gamma[i] * scale[i]), "prior": config["architecture"],

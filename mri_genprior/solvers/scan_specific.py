@@ -110,7 +110,8 @@ class ZeroShotSSL(Method):
     def problem(self, y: torch.Tensor, physics):
         """``(operator, data, strips)`` of one slice: hybrid space when its rows separate
         (Cartesian SENSE, 1-D mask, ``rows > 0``), else the physics and ``y`` themselves."""
-        if self.rows and isinstance(physics, SensePhysics) and physics.maps is not None and physics.one_dimensional:
+        if (self.rows and isinstance(physics, SensePhysics) and physics.maps is not None and physics.sets == 1
+                and physics.one_dimensional):
             return physics.hybrid(), HybridSense.data(y), True
         return physics, y, False
 
