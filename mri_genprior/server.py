@@ -226,7 +226,7 @@ def send_file(path, host: str, port: int, out, method: Optional[str] = None, con
             stream.send_text(json.dumps(config), mrd.CONFIG_TEXT)
         else:
             stream.send_config_file(method or DEFAULT_METHOD)
-        with ismrmrd.Dataset(str(path), group, create_if_needed=False) as dataset:
+        with ismrmrd.Dataset(str(path), group, create_if_needed=False, mode="r") as dataset:
             xml = dataset.read_xml_header()
             stream.send_text(xml.decode() if isinstance(xml, bytes) else xml, mrd.HEADER)
             try:

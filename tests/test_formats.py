@@ -157,7 +157,7 @@ def test_contrasts_and_repetitions_become_volumes_of_their_own(synth, tmp_path, 
                 data = kspace * (1 + contrast) * np.exp(1j * repetition)
                 single = write_ismrmrd(tmp_path / "single" / f"c{contrast}_r{repetition}.h5", data, xml, mask=mask)
                 singles[f"scan_c{contrast}_r{repetition}.h5"] = single
-                with ismrmrd.Dataset(str(single), "dataset", create_if_needed=False) as dataset:
+                with ismrmrd.Dataset(str(single), "dataset", create_if_needed=False, mode="r") as dataset:
                     for i in range(dataset.number_of_acquisitions()):
                         acq = dataset.read_acquisition(i)
                         acq.idx.contrast, acq.idx.repetition = contrast, repetition

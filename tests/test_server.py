@@ -47,7 +47,7 @@ def served_images(path):
     """``{series: (slices, x, y)}`` magnitudes and the images of an ISMRMRD image file."""
     import ismrmrd
 
-    with ismrmrd.Dataset(str(path), "dataset", create_if_needed=False) as dataset:
+    with ismrmrd.Dataset(str(path), "dataset", create_if_needed=False, mode="r") as dataset:
         groups = [g for g in dataset.list() if g.startswith("images_")]
         images = {g: [dataset.read_image(g, i) for i in range(dataset.number_of_images(g))] for g in groups}
     return {g: np.stack([im.data[0, 0].T for im in ims]) for g, ims in images.items()}, images
@@ -119,7 +119,7 @@ def replies(sock) -> list:
 def header_and_acquisitions(raw_file):
     import ismrmrd
 
-    with ismrmrd.Dataset(str(raw_file), "dataset", create_if_needed=False) as dataset:
+    with ismrmrd.Dataset(str(raw_file), "dataset", create_if_needed=False, mode="r") as dataset:
         return dataset.read_xml_header().decode(), [dataset.read_acquisition(i) for i in range(5)]
 
 
