@@ -335,7 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_send)
 
     p = sub.add_parser("demo", help="synthetic data -> a prior trained on the spot -> a short study "
-                                    "(< 3 min on 2 CPU cores)")
+                                    "(about 3 minutes on 2 CPU cores)")
     p.add_argument("-o", "--output", type=Path, default=Path("mri_genprior_demo"))
     p.add_argument("--device", default="auto")
     p.set_defaults(func=cmd_demo)

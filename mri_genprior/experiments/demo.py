@@ -30,7 +30,7 @@ def run_demo(out_dir: Path, device: str = "auto") -> Path:
     """Run the demo into ``out_dir``; return the study directory."""
     out_dir = Path(out_dir)
     start = time.perf_counter()
-    print(f"mri-genprior demo (under 3 minutes on 2 CPU cores): synthetic 8-coil {SIZE}x{SIZE} brain data, "
+    print(f"mri-genprior demo (about 3 minutes on 2 CPU cores): synthetic 8-coil {SIZE}x{SIZE} brain data, "
           f"a small {PRIOR.model.upper()} prior trained on the spot, then {', '.join(METHODS)} at "
           f"{', '.join(f'{a}x' for a in ACCELS)} ({MASK} masks).")
     files = write_synthetic_dataset(out_dir / "data", num_files=9, slices=SLICES, size=(SIZE, SIZE), seed=0,
