@@ -212,7 +212,7 @@ def cmd_serve(args) -> int:
 
 
 def cmd_send(args) -> int:
-    from .server import send_file
+    from .client import send_file
 
     config = None
     if args.prior or args.param:

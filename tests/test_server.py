@@ -17,7 +17,8 @@ from mri_genprior import MriGenpriorError, mrd
 from mri_genprior.experiments.synthetic import write_synthetic_file
 from mri_genprior.readers.ismrmrd_raw import write_ismrmrd
 from mri_genprior.recon import reconstruct_volume
-from mri_genprior.server import make_server, send_file
+from mri_genprior.client import send_file
+from mri_genprior.server import make_server
 from mri_genprior.solvers import make_method
 
 
