@@ -3,6 +3,7 @@
 import h5py
 import numpy as np
 import pytest
+import sigpy as sp
 
 from mri_genprior import MriGenpriorError
 from mri_genprior.io import open_volume
