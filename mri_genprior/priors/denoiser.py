@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 from typing import Callable, List, Sequence
 
+import numpy as np
 import torch
 from torch import nn
 import torch.nn.functional as F
@@ -42,6 +43,12 @@ def karras_sigmas(steps: int, sigma_max: float, sigma_min: float, rho: float = 7
         return [float(sigma_max)]
     a, b = sigma_max ** (1 / rho), sigma_min ** (1 / rho)
     return [float((a + i / (steps - 1) * (b - a)) ** rho) for i in range(steps)]
+
+
+def geometric_sigmas(levels: int, sigma_max: float, sigma_min: float) -> List[float]:
+    """``levels`` noise levels from σ_max down to σ_min, equally spaced in log σ (computed in
+    float64: the published NCSN schedules)."""
+    return np.exp(np.linspace(np.log(sigma_max), np.log(sigma_min), levels)).tolist()
 
 
 def _groups(channels: int) -> int:

@@ -26,6 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .denoiser import geometric_sigmas
+
 FIR = (1.0, 3.0, 3.0, 1.0)
 SKIP = 1 / math.sqrt(2.0)
 
@@ -152,8 +154,8 @@ class NCSNpp(nn.Module):
         ch_mult = tuple(int(m) for m in ch_mult)
         self.config = dict(nf=nf, channels=channels, ch_mult=list(ch_mult), num_res_blocks=num_res_blocks,
                            sigma_min=sigma_min, sigma_max=sigma_max, num_scales=num_scales)
-        self.register_buffer("sigmas", torch.linspace(math.log(sigma_max), math.log(sigma_min), num_scales,
-                                                      dtype=torch.float64).exp())
+        self.register_buffer("sigmas", torch.tensor(geometric_sigmas(num_scales, sigma_max, sigma_min),
+                                                    dtype=torch.float64))
         self.levels, self.blocks = len(ch_mult), num_res_blocks
         temb = 4 * nf
         modules = [FourierFeatures(nf), nn.Linear(2 * nf, temb), nn.Linear(temb, temb), nn.Conv2d(channels, nf, 3, padding=1)]

@@ -17,15 +17,11 @@ published checkpoint, so its state dict loads with ``strict=True``
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-
-def geometric_sigmas(sigma_begin: float, sigma_end: float, num_classes: int) -> torch.Tensor:
-    """``exp(linspace(log σ_begin, log σ_end, n))`` computed in float64, stored as float32 (descending)."""
-    return torch.from_numpy(np.exp(np.linspace(np.log(sigma_begin), np.log(sigma_end), num_classes))).float()
+from .denoiser import geometric_sigmas
 
 
 class InstanceNormPlus(nn.Module):
@@ -164,7 +160,8 @@ class NCSNv2Deepest(nn.Module):
         self.config = dict(ngf=ngf, channels=channels, num_classes=num_classes, sigma_begin=sigma_begin,
                            sigma_end=sigma_end)
         f = ngf
-        self.register_buffer("sigmas", geometric_sigmas(sigma_begin, sigma_end, num_classes))
+        self.register_buffer("sigmas", torch.tensor(geometric_sigmas(num_classes, sigma_begin, sigma_end),
+                                                    dtype=torch.float32))
         self.begin_conv = nn.Conv2d(channels, f, 3, padding=1)
         self.normalizer = InstanceNormPlus(f)
         self.end_conv = nn.Conv2d(f, channels, 3, padding=1)

@@ -29,22 +29,17 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from typing import List, Union
+from typing import Union
 
 import numpy as np
 import torch
 
 from .. import MriGenpriorError
 from ..priors import SCORE_ARCHITECTURES
-from ..priors.denoiser import complex_denoiser, karras_sigmas
+from ..priors.denoiser import complex_denoiser, geometric_sigmas, karras_sigmas
 from .base import Method, Result, number_or_auto
 from .samplers import SAMPLERS, USES_NOISE
 from .trained import cached_prior
-
-
-def geometric_sigmas(levels: int, sigma_max: float, sigma_min: float) -> List[float]:
-    """``levels`` noise levels from σ_max down to σ_min, equally spaced in log σ."""
-    return np.geomspace(sigma_max, sigma_min, levels).tolist() if levels > 1 else [float(sigma_max)]
 
 
 SCHEDULES = {"karras": karras_sigmas, "geometric": geometric_sigmas}
