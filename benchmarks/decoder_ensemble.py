@@ -24,7 +24,7 @@ from mri_genprior.convert import wrap_kspace
 from mri_genprior.io import open_volume
 from mri_genprior.metrics import volume_metrics
 from mri_genprior.physics import crop_or_pad
-from mri_genprior.recon import MaskSpec, prepare_batch, reconstruct_volume, volume_mask
+from mri_genprior.recon import MaskSpec, ReconOptions, prepare_batch, reconstruct_volume, volume_mask
 from mri_genprior.solvers import make_method
 
 REAL = Path(__file__).resolve().parents[1] / "tests/data/brain_8coil_fully_sampled/kspace.npy"
@@ -46,8 +46,8 @@ def main() -> int:
         ensemble = make_method("deep-decoder", steps=300).reconstruct(batch.y, batch.physics)
         shrunk, plain = score(ensemble.images, ensemble.shrink), score(ensemble.images)
         single = score(make_method("deep-decoder", steps=300, ensemble=1).reconstruct(batch.y, batch.physics).images)
-        zf = volume_metrics(target, reconstruct_volume(path, make_method("zero-filled"), SPEC, "cpu",
-                                                       progress=False)[0])
+        zf = volume_metrics(target, reconstruct_volume(path, make_method("zero-filled"),
+                                                       ReconOptions(SPEC, device="cpu", progress=False))[0])
     print("| run | SSIM | PSNR |\n|---|---|---|")
     for name, m in (("zero-filled", zf), ("single fit", single), ("mean of 3", plain), ("shrunk mean", shrunk)):
         print(f"| {name} | {m['SSIM']:.3f} | {m['PSNR']:.2f} |")

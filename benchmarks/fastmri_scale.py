@@ -39,7 +39,7 @@ def measure(args) -> dict:
     import numpy as np
     import torch
 
-    from mri_genprior.recon import MaskSpec, prepare_batch, reconstruct_volume, volume_mask
+    from mri_genprior.recon import MaskSpec, ReconOptions, prepare_batch, reconstruct_volume, volume_mask
     from mri_genprior.io import open_volume
     from mri_genprior.solvers import make_method
 
@@ -48,7 +48,8 @@ def measure(args) -> dict:
     start = time.perf_counter()
     if args.mode in ("default", "fixed"):
         params = {} if args.mode == "default" else {"lamda": args.lamda}
-        _, info = reconstruct_volume(args.file, make_method(args.method, **params), spec, "cpu", progress=False)
+        _, info = reconstruct_volume(args.file, make_method(args.method, **params),
+                                     ReconOptions(spec, device="cpu", progress=False))
         lamdas = [d.get("lamda") for d in info.get("diagnostics", [])]
         slices = len(lamdas) or 1
     else:

@@ -29,7 +29,7 @@ from mri_genprior.experiments.figures import example_panel
 from mri_genprior.io import open_volume
 from mri_genprior.metrics import volume_metrics
 from mri_genprior.physics import MAPS
-from mri_genprior.recon import DEFAULT_MAPS, MaskSpec, reconstruct_volume
+from mri_genprior.recon import DEFAULT_MAPS, MaskSpec, ReconOptions, reconstruct_volume
 from mri_genprior.solvers import METHODS, make_method
 
 REAL = Path(__file__).resolve().parents[1] / "tests/data/brain_8coil_fully_sampled/kspace.npy"
@@ -68,8 +68,9 @@ def main():
 
                 def run(name, **extra):
                     method = make_method(name, **{**params.get(name, {}), **extra})
-                    return reconstruct_volume(file, method, spec, args.device, progress=False, maps=args.maps,
-                                              prewhiten=args.prewhiten, noise_floor=args.noise_floor)[0]
+                    options = ReconOptions(spec, maps=args.maps, prewhiten=args.prewhiten,
+                                           noise_floor=args.noise_floor, device=args.device, progress=False)
+                    return reconstruct_volume(file, method, options)[0]
 
                 zf = volume_metrics(target, run("zero-filled"))
                 for name in names:

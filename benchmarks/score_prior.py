@@ -20,7 +20,7 @@ from scipy.stats import spearmanr
 
 from mri_genprior.io import input_files, open_volume
 from mri_genprior.metrics import volume_metrics
-from mri_genprior.recon import MaskSpec, reconstruct_volume
+from mri_genprior.recon import MaskSpec, ReconOptions, reconstruct_volume
 from mri_genprior.solvers import make_method
 
 
@@ -47,8 +47,9 @@ def main():
                 with open_volume(file) as volume:
                     target = volume.read_target()
                 start = time.perf_counter()
-                recon, info = reconstruct_volume(file, method, MaskSpec(args.mask, accel, args.center_fraction),
-                                                 args.device, args.batch_size, progress=False)
+                options = ReconOptions(MaskSpec(args.mask, accel, args.center_fraction), device=args.device,
+                                       batch_size=args.batch_size, progress=False)
+                recon, info = reconstruct_volume(file, method, options)
                 seconds += time.perf_counter() - start
                 slices += len(recon)
                 scores.append(volume_metrics(target, recon))
@@ -65,7 +66,8 @@ def main():
     timings = {}
     for batch in (1, args.batch_size):
         start = time.perf_counter()
-        recon, _ = reconstruct_volume(files[0], method, mask, args.device, batch, progress=False)
+        recon, _ = reconstruct_volume(files[0], method,
+                                      ReconOptions(mask, device=args.device, batch_size=batch, progress=False))
         timings[batch] = (time.perf_counter() - start) / len(recon)
     print(f"\nbatched throughput, dds, {args.samples} samples, {Path(files[0]).name} ({len(recon)} slices): "
           f"{timings[1]:.2f} s/slice one slice at a time, {timings[args.batch_size]:.2f} s/slice in batches of "

@@ -67,10 +67,12 @@ def add_calibration_arguments(parser: argparse.ArgumentParser) -> None:
                              "the unmeasured samples would have added (see docs/formats.md)")
 
 
-def _mask_spec(args):
-    from .recon import MaskSpec
+def _options(args, mask, **fields):
+    """The :class:`~mri_genprior.recon.ReconOptions` of a command's arguments."""
+    from .recon import ReconOptions
 
-    return MaskSpec(args.mask, args.accel, args.center_fraction, args.mask_seed)
+    return ReconOptions(mask, maps=args.maps, prewhiten=args.prewhiten, noise_floor=args.noise_floor,
+                        device=args.device, batch_size=args.batch_size, progress=not args.quiet, **fields)
 
 
 def cmd_reconstruct(args) -> int:
@@ -83,9 +85,12 @@ def cmd_reconstruct(args) -> int:
     from .writers import output_path
 
     files = input_paths(args.inputs)
-    job = Job(args.method, params, _mask_spec(args), args.device, args.batch_size, maps=args.maps, fmt=args.format,
-              prewhiten=args.prewhiten, noise_floor=args.noise_floor)
-    report = reconstruct_all(files, args.output, job, args.workers, args.scheduler, args.overwrite, not args.quiet)
+    from .recon import MaskSpec
+
+    mask = MaskSpec(args.mask, args.accel, args.center_fraction, args.mask_seed)
+    job = Job(args.method, params, _options(args, mask, fmt=args.format))
+    report = reconstruct_all(files, args.output, job, workers=args.workers, scheduler=args.scheduler,
+                             overwrite=args.overwrite, progress=not args.quiet)
     for path in report.skipped:
         print(f"skip {path.name}: {output_path(args.format, args.output, path)} exists (use --overwrite)")
     for path in report.written:
@@ -112,8 +117,8 @@ def cmd_synth(args) -> int:
     from .experiments.synthetic import write_synthetic_dataset
 
     writable_dir(args.output)
-    paths = write_synthetic_dataset(args.output, args.files, args.slices, (args.size, args.size), args.coils,
-                                    args.noise, args.seed)
+    paths = write_synthetic_dataset(args.output, args.files, args.slices, (args.size, args.size), coils=args.coils,
+                                    noise=args.noise, seed=args.seed)
     for p in paths:
         print(f"wrote {p}")
     return 0
@@ -148,8 +153,10 @@ def cmd_study(args) -> int:
     unknown = set(params) - set(methods)
     if unknown:
         raise MriGenpriorError(f"parameters given for methods not in --methods: {', '.join(sorted(unknown))}")
-    spec = StudySpec(methods, args.accels, args.mask, args.center_fraction, params, args.prior, args.device,
-                     args.batch_size, args.maps, args.prewhiten, args.noise_floor)
+    from .recon import MaskSpec
+
+    options = _options(args, MaskSpec(args.mask, args.accels[0], args.center_fraction))
+    spec = StudySpec(methods, args.accels, params, args.prior, options)
     rows = run_study(args.data, args.output, spec, progress=not args.quiet)
     print(format_summary(summarize_rows(rows)), end="")
     print(f"study written to {args.output} (results.csv, summary.md, metrics_vs_accel.png, examples.png)")
@@ -222,18 +229,16 @@ def cmd_send(args) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from .priors.models import TRAINABLE
-    from .priors.train import PRESETS, TrainConfig
+def _with_prior() -> str:
+    from .solvers import METHODS
+
+    return ", ".join(name for name, entry in METHODS.items() if entry.takes_prior)
+
+
+def _add_reconstruct(sub) -> None:
+    """The ``reconstruct`` subcommand."""
     from .solvers import METHODS, describe
     from .writers import FORMATS
-
-    with_prior = ", ".join(name for name, entry in METHODS.items() if entry.takes_prior)
-
-    parser = argparse.ArgumentParser(prog="mri-genprior", description=__doc__.splitlines()[0])
-    parser.add_argument("--version", action="version", version=f"mri_genprior {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("reconstruct", help="reconstruct k-space files (fastMRI, ISMRMRD, BART, .npy) into "
                                            "submission files, NIfTI or PNG previews",
@@ -247,7 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="h5: fastMRI submission file (default); nifti: NIfTI-1 .nii.gz with a JSON sidecar; "
                         "png: per-slice previews and a contact sheet")
     p.add_argument("--method", default="l1-wavelet", choices=list(METHODS), help="default: l1-wavelet")
-    p.add_argument("--prior", help=f"generator checkpoint for {with_prior}")
+    p.add_argument("--prior", help=f"generator checkpoint for {_with_prior()}")
     p.add_argument("-p", "--param", action="append", type=_key_value, metavar="KEY=VALUE",
                    help="method hyper-parameter (repeatable); see the list below")
     add_mask_arguments(p)
@@ -262,6 +267,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_reconstruct)
 
+
+def _add_evaluate(sub) -> None:
+    """The ``evaluate`` subcommand."""
     p = sub.add_parser("evaluate", help="fastMRI metrics (NMSE, PSNR, SSIM) of predictions against targets")
     p.add_argument("--target-dir", type=Path, required=True, help="files with reconstruction_rss/_esc")
     p.add_argument("--pred-dir", type=Path, required=True, help="files with reconstruction (same names)")
@@ -270,6 +278,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", type=Path, help="write all metrics to this JSON file")
     p.set_defaults(func=cmd_evaluate)
 
+
+def _add_synth(sub) -> None:
+    """The ``synth`` subcommand."""
     p = sub.add_parser("synth", help="write synthetic fastMRI-format multi-coil brain files (MNI152 anatomy)")
     p.add_argument("-o", "--output", type=Path, required=True)
     p.add_argument("--files", type=_at_least(1), default=2)
@@ -279,6 +290,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--noise", type=_at_least(0.0, float), default=0.01, help="noise std relative to k-space RMS")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_synth)
+
+
+def _add_study(sub) -> None:
+    """The ``study`` subcommand."""
+    from .solvers import METHODS
 
     p = sub.add_parser("study", help="compare methods across acceleration factors: CSV, Markdown table, figures",
                        description="Reconstruct every file with every method at every acceleration (skipping "
@@ -290,7 +306,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--methods", default="zero-filled,l1-wavelet",
                    help=f"comma-separated, from: {', '.join(METHODS)} (default: zero-filled,l1-wavelet)")
     p.add_argument("--accels", type=_float_list, default=[2.0, 4.0, 8.0], help="comma-separated (default: 2,4,8)")
-    p.add_argument("--prior", help=f"generator checkpoint for {with_prior}")
+    p.add_argument("--prior", help=f"generator checkpoint for {_with_prior()}")
     p.add_argument("-p", "--param", action="append", type=_key_value, metavar="METHOD:KEY=VALUE",
                    help="a method's hyper-parameter, e.g. csgm:restarts=8 (repeatable)")
     p.add_argument("--mask", default="random", choices=MASK_TYPES, help="default: random")
@@ -301,9 +317,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_study)
 
+
+def _add_train(sub) -> None:
+    """The ``train`` subcommand."""
+    from .priors.models import TRAINABLE
+    from .priors.train import PRESETS, TrainConfig
+
     p = sub.add_parser("train", help="train a generative prior on fastMRI files; torchrun for DDP",
                        description=f"Train a prior ({', '.join(TRAINABLE)}; see mri_genprior.priors.models). "
-                                   "Run under `torchrun --nproc_per_node N -m mri_genprior.cli train ...` for DistributedDataParallel (gloo on CPU, NCCL on CUDA).")
+                                   "Run under `torchrun --nproc_per_node N -m mri_genprior.cli train ...` for "
+                                   "DistributedDataParallel (gloo on CPU, NCCL on CUDA).")
     p.add_argument("--data", nargs="+", type=Path, help="fastMRI .h5 files or directories (not needed with --resume)")
     p.add_argument("-o", "--output", type=Path, required=True, help="run directory")
     p.add_argument("--preset", default="default", choices=list(PRESETS),
@@ -314,6 +337,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_train)
 
+
+def _add_serve(sub) -> None:
+    """The ``serve`` subcommand."""
     p = sub.add_parser("serve", help="a reconstruction server on the MRD streaming protocol (Gadgetron, FIRE, "
                                      "python-ismrmrd-server's client)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
@@ -322,6 +348,11 @@ def build_parser() -> argparse.ArgumentParser:
                                                                    "connections (default: 1)")
     p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:1, ...")
     p.set_defaults(func=cmd_serve)
+
+
+def _add_send(sub) -> None:
+    """The ``send`` subcommand."""
+    from .solvers import METHODS
 
     p = sub.add_parser("send", help="stream an ISMRMRD raw file to an MRD server; write the images it returns")
     p.add_argument("input", type=Path, help="ISMRMRD raw .h5 file")
@@ -334,11 +365,23 @@ def build_parser() -> argparse.ArgumentParser:
                    help="method hyper-parameter (repeatable)")
     p.set_defaults(func=cmd_send)
 
+
+def _add_demo(sub) -> None:
+    """The ``demo`` subcommand."""
     p = sub.add_parser("demo", help="synthetic data -> a prior trained on the spot -> a short study "
                                     "(about 3 minutes on 2 CPU cores)")
     p.add_argument("-o", "--output", type=Path, default=Path("mri_genprior_demo"))
     p.add_argument("--device", default="auto")
     p.set_defaults(func=cmd_demo)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mri-genprior", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"mri_genprior {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add in (_add_reconstruct, _add_evaluate, _add_synth, _add_study, _add_train, _add_serve, _add_send, _add_demo):
+        add(sub)
     return parser
 
 

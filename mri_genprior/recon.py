@@ -35,17 +35,17 @@ from tqdm.auto import tqdm
 
 from . import MriGenpriorError, masks
 from .io import Header, Volume
-from .physics import (DEFAULT_MAPS, Physics, SensePhysics, coil_maps, crop_or_pad, missing_noise_power,
+from .physics import (DEFAULT_MAPS, MAPS, Physics, SensePhysics, coil_maps, crop_or_pad, missing_noise_power,
                       prewhiten_coils, remove_readout_oversampling, resolve_maps, scale_factor, whitening_factor)
 from .progress import reporting
 from .readers import VolumeRef, array_volume, open_input
 from .solvers.base import Method, Result
-from .writers import write_output
+from .writers import FORMATS, write_output
 
 log = logging.getLogger(__name__)
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class MaskSpec:
     """How to undersample fully sampled files (ignored for files that carry a mask).
 
@@ -64,6 +64,44 @@ class MaskSpec:
         if self.kind not in masks.MASK_TYPES:
             raise MriGenpriorError(f"unknown mask type {self.kind!r}; choose from {', '.join(masks.MASK_TYPES)}")
         masks.check_sampling(self.acceleration, self.center_fraction)
+
+
+@dataclasses.dataclass(frozen=True)
+class ReconOptions:
+    """How a reconstruction job runs: everything but its input, its method and where it writes.
+
+    The CLI, scale-out (:class:`~mri_genprior.scaleout.Job`), studies
+    (:class:`~mri_genprior.experiments.study.StudySpec`) and the Python API all pass one.
+
+    Attributes
+    ----------
+    mask : retrospective undersampling of fully sampled inputs (:class:`MaskSpec`).
+    maps : coil-map estimate, one of :data:`mri_genprior.physics.MAPS`.
+    prewhiten : whiten the coil noise (covariance from the k-space corners).
+    noise_floor : add the unmeasured samples' noise power to the written RSS images.
+    device : ``None``/``"auto"`` (CUDA if available), ``"cpu"``, ``"cuda:1"``, ...
+    batch_size : slices solved together.
+    fmt : output format of :func:`reconstruct_file`, one of :data:`mri_genprior.writers.FORMATS`.
+    progress : show progress bars.
+    """
+
+    mask: MaskSpec = MaskSpec()
+    maps: str = DEFAULT_MAPS
+    prewhiten: bool = True
+    noise_floor: bool = True
+    device: Optional[str] = None
+    batch_size: int = 4
+    fmt: str = "h5"
+    progress: bool = True
+
+    def __post_init__(self):
+        if self.batch_size < 1:
+            raise MriGenpriorError(f"batch size must be >= 1, got {self.batch_size}")
+        if self.maps not in MAPS:
+            raise MriGenpriorError(f"unknown coil-map estimate {self.maps!r}; choose from {', '.join(MAPS)}")
+        if self.fmt not in FORMATS:
+            raise MriGenpriorError(f"unknown output format {self.fmt!r}; choose from {', '.join(FORMATS)}")
+
 
 
 @dataclasses.dataclass
@@ -110,7 +148,7 @@ def volume_mask(volume: Volume, spec: MaskSpec) -> Tuple[np.ndarray, bool, str]:
 
 
 def prepare_batch(volume: Volume, indices, mask: np.ndarray, crop_readout: bool, need_maps: bool,
-                  device: torch.device, maps: str = DEFAULT_MAPS, prewhiten: bool = True,
+                  device: torch.device, *, maps: str = DEFAULT_MAPS, prewhiten: bool = True,
                   noise_floor: bool = True) -> SliceBatch:
     """Read, crop, mask, scale, prewhiten (if ``prewhiten`` and the noise covariance can be
     estimated, :mod:`mri_genprior.physics.noise`) and calibrate (coil maps by ``maps``) the
@@ -174,9 +212,7 @@ def reconstruct_batch(method: Method, y: torch.Tensor, physics: Physics) -> Resu
     return Result(physics.output(result.images, y, result.shrink), result.std, result.diagnostics)
 
 
-def reconstruct_opened(volume: Volume, method: Method, mask_spec: MaskSpec = MaskSpec(),
-                       device: str | torch.device | None = None, batch_size: int = 4, progress: bool = True,
-                       maps: str = DEFAULT_MAPS, prewhiten: bool = True, noise_floor: bool = True
+def reconstruct_opened(volume: Volume, method: Method, options: ReconOptions = ReconOptions()
                        ) -> Tuple[np.ndarray, dict]:
     """Reconstruct every slice of an open volume (the core of every entry point).
 
@@ -191,25 +227,26 @@ def reconstruct_opened(volume: Volume, method: Method, mask_spec: MaskSpec = Mas
         report uncertainty (posterior sampling, ``csgm ... std_map=True``), also
         ``reconstruction_std``, a ``(slices, recon_x, recon_y)`` array on the scale of ``recon``.
     """
-    if batch_size < 1:
-        raise MriGenpriorError(f"batch size must be >= 1, got {batch_size}")
-    device = resolve_device(device)
+    device = resolve_device(options.device)
     start = time.perf_counter()
-    mask, crop_readout, source = volume_mask(volume, mask_spec)
+    mask, crop_readout, source = volume_mask(volume, options.mask)
     out_shape = volume.header.recon[:2]
     recon = np.empty((volume.num_slices,) + tuple(out_shape), dtype=np.float32)
-    bar = tqdm(total=volume.num_slices, desc=volume.path.name, unit="slice", disable=not progress, leave=False)
-    diagnostics, std, whitened, floors, map_sets = [], None, 0, [], []
-    for first in range(0, volume.num_slices, batch_size):
-        indices = range(first, min(first + batch_size, volume.num_slices))
-        batch = prepare_batch(volume, indices, mask, crop_readout, method.needs_maps, device, maps, prewhiten,
-                              noise_floor and method.noise_floor)
+    bar = tqdm(total=volume.num_slices, desc=volume.path.name, unit="slice", disable=not options.progress,
+               leave=False)
+    diagnostics, std, whitened, floors, map_sets, maps_used = [], None, 0, [], [], None
+    for first in range(0, volume.num_slices, options.batch_size):
+        indices = range(first, min(first + options.batch_size, volume.num_slices))
+        batch = prepare_batch(volume, indices, mask, crop_readout, method.needs_maps, device, maps=options.maps,
+                              prewhiten=options.prewhiten, noise_floor=options.noise_floor and method.noise_floor)
         whitened += batch.whitened
         map_sets.extend(batch.map_sets)
+        if method.needs_maps and batch.y.shape[1] > 1:
+            maps_used = resolve_maps(options.maps, masks.calibration_region(mask, batch.y.shape[-2:])[1])
         floor = np.zeros(len(indices)) if batch.physics.floor is None else batch.physics.floor.cpu().numpy()
         floors.extend((np.sqrt(floor) * batch.scales).round(8).tolist())
         try:
-            with reporting(progress):
+            with reporting(options.progress):
                 result = reconstruct_batch(method, batch.y, batch.physics)
         except MriGenpriorError as err:
             raise MriGenpriorError(f"{err} (slices {list(indices)})") from err
@@ -230,10 +267,9 @@ def reconstruct_opened(volume: Volume, method: Method, mask_spec: MaskSpec = Mas
         "mask": source,
         "mask_pattern": mask.tolist() if mask.ndim == 1 else "2-D",
         "acceleration": round(masks.acceleration(mask, padding), 4),
-        "nominal_acceleration": mask_spec.acceleration if source != "file" else None,
-        "center_fraction": mask_spec.center_fraction if source != "file" else None,
-        "coil_maps": (resolve_maps(maps, masks.calibration_region(mask, batch.y.shape[-2:])[1])
-                      if method.needs_maps and batch.y.shape[1] > 1 else None),
+        "nominal_acceleration": options.mask.acceleration if source != "file" else None,
+        "center_fraction": options.mask.center_fraction if source != "file" else None,
+        "coil_maps": maps_used,
         "map_sets": map_sets or None,
         "prewhitened_slices": whitened,
         "noise_floor": floors,
@@ -248,24 +284,19 @@ def reconstruct_opened(volume: Volume, method: Method, mask_spec: MaskSpec = Mas
     return recon, info
 
 
-def reconstruct_volume(path: os.PathLike | str, method: Method, mask_spec: MaskSpec = MaskSpec(),
-                       device: str | torch.device | None = None, batch_size: int = 4,
-                       progress: bool = True, maps: str = DEFAULT_MAPS, prewhiten: bool = True,
-                       noise_floor: bool = True, *, select=None) -> Tuple[np.ndarray, dict]:
+def reconstruct_volume(path: os.PathLike | str, method: Method, options: ReconOptions = ReconOptions(), *,
+                       select=None) -> Tuple[np.ndarray, dict]:
     """Reconstruct every slice of a k-space file in any supported format (fastMRI or
     ISMRMRD HDF5, BART ``.cfl``, ``.npy``; ``select``: one volume of an ISMRMRD file with
     several, :func:`mri_genprior.readers.volumes_of`); returns ``(recon, info)`` as
     :func:`reconstruct_opened` does."""
     with open_input(path, select) as volume:
-        return reconstruct_opened(volume, method, mask_spec, device, batch_size, progress, maps, prewhiten,
-                                  noise_floor)
+        return reconstruct_opened(volume, method, options)
 
 
 def reconstruct_kspace(kspace, method: Method, mask=None, *, header: Header | str | None = None,
-                       name: str = "kspace", single_coil: bool = False, mask_spec: MaskSpec = MaskSpec(),
-                       device: str | torch.device | None = None, batch_size: int = 4, progress: bool = False,
-                       maps: str = DEFAULT_MAPS, prewhiten: bool = True, noise_floor: bool = True
-                       ) -> Tuple[np.ndarray, dict]:
+                       name: str = "kspace", single_coil: bool = False,
+                       options: ReconOptions = ReconOptions(progress=False)) -> Tuple[np.ndarray, dict]:
     """Reconstruct k-space held in memory; the same pipeline as the files.
 
     Parameters
@@ -276,11 +307,12 @@ def reconstruct_kspace(kspace, method: Method, mask=None, *, header: Header | st
     method : from :func:`mri_genprior.solvers.make_method`.
     mask : ``(W,)`` or ``(H, W)`` sampling mask of undersampled data; by default it is
         read off the zero entries, and fully sampled data are undersampled
-        retrospectively by ``mask_spec``.
+        retrospectively by ``options.mask``.
     header : ISMRMRD header XML (or :class:`~mri_genprior.io.Header`) for readout
         oversampling, phase-encode padding, output size and voxel size; default none.
     name : stands for a file name: it seeds fastMRI's per-file retrospective mask, so the
         array of ``file1000.h5`` with ``name="file1000.h5"`` gives exactly that file's images.
+    options : :class:`ReconOptions`; no progress bars by default here.
 
     Returns
     -------
@@ -288,17 +320,14 @@ def reconstruct_kspace(kspace, method: Method, mask=None, *, header: Header | st
     images and their provenance.
     """
     volume = array_volume(kspace, mask, header, name, single_coil)
-    return reconstruct_opened(volume, method, mask_spec, device, batch_size, progress, maps, prewhiten, noise_floor)
+    return reconstruct_opened(volume, method, options)
 
 
 def reconstruct_file(path: os.PathLike | str, out_dir: os.PathLike | str, method: Method,
-                     mask_spec: MaskSpec = MaskSpec(), device=None, batch_size: int = 4,
-                     progress: bool = True, maps: str = DEFAULT_MAPS, fmt: str = "h5", prewhiten: bool = True,
-                     noise_floor: bool = True, *, volume: Optional[VolumeRef] = None) -> Path:
+                     options: ReconOptions = ReconOptions(), *, volume: Optional[VolumeRef] = None) -> Path:
     """Reconstruct ``path`` (or its ``volume``, :func:`mri_genprior.readers.volumes_of`) and
-    write it to ``out_dir`` in format ``fmt`` (see :mod:`mri_genprior.writers`) atomically;
-    return the output path."""
+    write it to ``out_dir`` in format ``options.fmt`` (see :mod:`mri_genprior.writers`)
+    atomically; return the output path."""
     volume = volume or VolumeRef(Path(path))
-    recon, info = reconstruct_volume(path, method, mask_spec, device, batch_size, progress, maps, prewhiten,
-                                     noise_floor, select=volume.select)
-    return write_output(fmt, out_dir, volume.source, recon, info)
+    recon, info = reconstruct_volume(path, method, options, select=volume.select)
+    return write_output(options.fmt, out_dir, volume.source, recon, info)

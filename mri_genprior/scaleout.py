@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 from . import MriGenpriorError
 from .io import remove_stale_temporaries, writable_dir
 from .readers import VolumeRef, volumes_of
-from .recon import DEFAULT_MAPS, MaskSpec, reconstruct_file
+from .recon import ReconOptions, reconstruct_file
 from .solvers import make_method
 from .writers import output_files, output_path
 
@@ -35,14 +35,8 @@ class Job:
 
     method: str
     params: Dict[str, object]
-    mask: MaskSpec = dataclasses.field(default_factory=MaskSpec)
-    device: Optional[str] = None
-    batch_size: int = 4
+    options: ReconOptions = ReconOptions()
     threads: Optional[int] = None  # torch threads per task (None: leave as is)
-    maps: str = DEFAULT_MAPS       # coil-map estimate
-    prewhiten: bool = True         # whiten the coil noise (covariance from the k-space edges)
-    noise_floor: bool = True       # add the unmeasured samples' noise power to written RSS images
-    fmt: str = "h5"                # output format (mri_genprior.writers.FORMATS)
 
 
 @dataclasses.dataclass
@@ -78,8 +72,8 @@ def reconstruct_one(volume: VolumeRef | str, out_dir: str, job: Job, progress: b
         torch.set_num_threads(job.threads)
     volume = volume if isinstance(volume, VolumeRef) else VolumeRef(Path(volume))
     method = make_method(job.method, **job.params)
-    return str(reconstruct_file(volume.path, out_dir, method, job.mask, _worker_device(job.device), job.batch_size,
-                                progress, job.maps, job.fmt, job.prewhiten, job.noise_floor, volume=volume))
+    options = dataclasses.replace(job.options, device=_worker_device(job.options.device), progress=progress)
+    return str(reconstruct_file(volume.path, out_dir, method, options, volume=volume))
 
 
 def _one_line(err: BaseException) -> str:
@@ -88,7 +82,7 @@ def _one_line(err: BaseException) -> str:
         f"internal error {type(err).__name__}: {text[0] if text else ''}"
 
 
-def reconstruct_all(files: Sequence[Path], out_dir: Path, job: Job, workers: int = 0,
+def reconstruct_all(files: Sequence[Path], out_dir: Path, job: Job, *, workers: int = 0,
                     scheduler: Optional[str] = None, overwrite: bool = False, progress: bool = True) -> Report:
     """Reconstruct every volume of ``files`` into ``out_dir`` (see the module docstring); an
     ISMRMRD file with several contrasts, repetitions or sets is one volume each
@@ -103,10 +97,10 @@ def reconstruct_all(files: Sequence[Path], out_dir: Path, job: Job, workers: int
         except MriGenpriorError as err:
             report.failed.append((Path(f).name, _one_line(err)))
     for volume in volumes:
-        done = not overwrite and output_path(job.fmt, out_dir, volume.source).exists()
+        done = not overwrite and output_path(job.options.fmt, out_dir, volume.source).exists()
         (report.skipped.append(volume.source) if done else todo.append(volume))
     if todo and (workers > 1 or scheduler):
-        _run_dask(todo, out_dir, job, workers, scheduler, progress, report)
+        _run_dask(todo, out_dir, job, report, workers=workers, scheduler=scheduler, progress=progress)
     else:
         for volume in tqdm(todo, desc="volumes", unit="vol", disable=not progress or len(todo) < 2):
             try:
@@ -114,7 +108,7 @@ def reconstruct_all(files: Sequence[Path], out_dir: Path, job: Job, workers: int
             except Exception as err:  # noqa: BLE001 - reported per volume, the others go on
                 report.failed.append((volume.source.name, _one_line(err)))
     for volume in volumes:  # every task is done: temporaries of killed writers are stale
-        for path in output_files(job.fmt, out_dir, volume.source):
+        for path in output_files(job.options.fmt, out_dir, volume.source):
             remove_stale_temporaries(path)
     return report
 
@@ -137,8 +131,8 @@ def local_cluster(workers: int):
         return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
 
 
-def _run_dask(todo: List[VolumeRef], out_dir: Path, job: Job, workers: int, scheduler: Optional[str],
-              progress: bool, report: Report) -> None:
+def _run_dask(todo: List[VolumeRef], out_dir: Path, job: Job, report: Report, *, workers: int,
+              scheduler: Optional[str], progress: bool) -> None:
     try:
         from distributed import Client, as_completed
     except ImportError as err:

@@ -70,7 +70,7 @@ def reconstruct_slice(xml: str, acquisitions: List, method, device=None) -> Tupl
     ISMRMRD file (a temporary one) and reconstructed as ``mri-genprior reconstruct`` would."""
     import ismrmrd
 
-    from .recon import reconstruct_volume
+    from .recon import ReconOptions, reconstruct_volume
 
     with tempfile.TemporaryDirectory(prefix="mri_genprior_serve_") as tmp:
         path = Path(tmp) / "slice.h5"
@@ -78,12 +78,14 @@ def reconstruct_slice(xml: str, acquisitions: List, method, device=None) -> Tupl
             dataset.write_xml_header(xml)
             for acquisition in acquisitions:
                 dataset.append_acquisition(acquisition)
-        recon, info = reconstruct_volume(path, method, device=device, progress=False)
+        recon, info = reconstruct_volume(path, method, ReconOptions(device=device, progress=False))
     return recon[0], info
 
 
-def to_image(recon: np.ndarray, acquisition, fov, series: int, index: int, method, info: dict):
-    """An ISMRMRD float image of ``recon`` ``(x, y)`` with the geometry of ``acquisition``."""
+def to_image(recon: np.ndarray, acquisition, fov, numbers: Tuple[int, int], method, info: dict):
+    """An ISMRMRD float image of ``recon`` ``(x, y)`` with the geometry of ``acquisition``,
+    its ``numbers`` ``(series, index)``."""
+    series, index = numbers
     import ismrmrd
 
     image = ismrmrd.Image.from_array(np.ascontiguousarray(recon.T, dtype=np.float32), acquisition=acquisition,
@@ -177,7 +179,8 @@ class Session:
         self.counts[series] = self.counts.get(series, 0) + 1
         imaging = next((a for a in acquisitions if not a.is_flag_set(ismrmrd.ACQ_IS_NOISE_MEASUREMENT)),
                        acquisitions[0])
-        self.stream.send_image(to_image(recon, imaging, self.fov, series, self.counts[series], self.method, info))
+        image = to_image(recon, imaging, self.fov, (series, self.counts[series]), self.method, info)
+        self.stream.send_image(image)
         log.info("%s: sent slice %s (series %d)", self._peer(), key[3], series)
 
 

@@ -60,7 +60,7 @@ def test_architecture_worked_example_is_one_file_plus_one_registry_line(synth_fi
     import numpy as np
 
     from mri_genprior.metrics import volume_metrics
-    from mri_genprior.recon import MaskSpec, reconstruct_volume
+    from mri_genprior.recon import MaskSpec, ReconOptions, reconstruct_volume
     from mri_genprior.solvers import METHODS, make_method, register
 
     blocks = python_blocks((ROOT / "docs" / "architecture.md").read_text())
@@ -71,8 +71,10 @@ def test_architecture_worked_example_is_one_file_plus_one_registry_line(synth_fi
     try:
         spec = MaskSpec("random", 4, 0.25)
         target = h5py.File(synth_file)["reconstruction_rss"][()]
-        smooth, _ = reconstruct_volume(synth_file, make_method("smooth-sense"), spec, "cpu", progress=False)
-        zero, _ = reconstruct_volume(synth_file, make_method("zero-filled"), spec, "cpu", progress=False)
+        smooth, _ = reconstruct_volume(synth_file, make_method("smooth-sense"),
+                                       ReconOptions(spec, device="cpu", progress=False))
+        zero, _ = reconstruct_volume(synth_file, make_method("zero-filled"),
+                                     ReconOptions(spec, device="cpu", progress=False))
         assert np.isfinite(smooth).all()
         assert volume_metrics(target, smooth)["SSIM"] > volume_metrics(target, zero)["SSIM"] + 0.05
     finally:

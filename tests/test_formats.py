@@ -18,7 +18,7 @@ from mri_genprior.physics import remove_readout_oversampling
 from mri_genprior.readers import detect_format, open_input
 from mri_genprior.readers.bart import to_bart, write_cfl
 from mri_genprior.readers.ismrmrd_raw import write_ismrmrd
-from mri_genprior.recon import MaskSpec, reconstruct_kspace, reconstruct_volume
+from mri_genprior.recon import MaskSpec, ReconOptions, reconstruct_kspace, reconstruct_volume
 from mri_genprior.solvers import make_method
 from mri_genprior.writers import write_output
 
@@ -30,7 +30,7 @@ def _method():
 
 
 def _recon(path):
-    return reconstruct_volume(path, _method(), SPEC, "cpu", progress=False)
+    return reconstruct_volume(path, _method(), ReconOptions(SPEC, device="cpu", progress=False))
 
 
 def _same_images(a, b):
@@ -105,7 +105,7 @@ def test_ismrmrd_partial_fourier_and_averages_are_handled(synth, tmp_path):
         k = volume.read_slice(0)
     np.testing.assert_allclose(k[:, 32:, :48], 1.05 * kspace[0, :, 32:, :48], rtol=1e-6, atol=1e-7)
     assert not k[:, :32].any() and not k[:, :, 48:].any()  # zero-filled
-    recon, info = reconstruct_volume(path, make_method("zero-filled"), SPEC, "cpu", progress=False)
+    recon, info = reconstruct_volume(path, make_method("zero-filled"), ReconOptions(SPEC, device="cpu", progress=False))
     assert recon.shape == (1, 64, 64) and info["partial_fourier"]["readout"] == 0.75
     assert info["voxel_size_mm"] == pytest.approx((200 / 64, 200 / 64, 4.0))
 
@@ -166,7 +166,7 @@ def test_contrasts_and_repetitions_become_volumes_of_their_own(synth, tmp_path, 
     assert main(["reconstruct", str(tmp_path / "scan.h5"), "-o", str(out), "--method", "zero-filled", "-q"]) == 0
     assert sorted(p.name for p in out.iterdir()) == sorted(singles)
     for name, single in singles.items():
-        expected, _ = reconstruct_volume(single, make_method("zero-filled"), progress=False)
+        expected, _ = reconstruct_volume(single, make_method("zero-filled"), ReconOptions(progress=False))
         with h5py.File(out / name) as f:
             np.testing.assert_allclose(f["reconstruction"][()], expected, rtol=1e-6, atol=1e-6 * expected.max())
             assert json.loads(f.attrs["counters"]) == {"contrast": int(name[6]), "phase": 0,
@@ -198,7 +198,8 @@ def test_bart_tool_writes_what_we_read(tmp_path):
 
     reference = np.memmap(tmp_path / "ref.cfl", dtype="<c8", mode="r").reshape(32, 32, order="F").real
     volume = open_cfl(tmp_path / "ksp.cfl")
-    recon, info = reconstruct_volume(tmp_path / "ksp.cfl", make_method("zero-filled"), SPEC, "cpu", progress=False)
+    recon, info = reconstruct_volume(tmp_path / "ksp.cfl", make_method("zero-filled"),
+                                     ReconOptions(SPEC, device="cpu", progress=False))
     assert volume.kspace.shape == (1, 4, 32, 32) and info["input_format"] == "bart"
     from mri_genprior.physics import ifft2c_np, rss
 
@@ -220,14 +221,15 @@ def test_bart_refuses_what_it_cannot_hold(tmp_path):
 
 def test_reconstruct_kspace_equals_the_file_path(synth, synth_file):
     kspace, xml, (expected, info) = synth
-    recon, mem_info = reconstruct_kspace(kspace, _method(), header=xml, name=synth_file.name, mask_spec=SPEC,
-                                         device="cpu")
+    recon, mem_info = reconstruct_kspace(kspace, _method(), header=xml, name=synth_file.name,
+                                         options=ReconOptions(SPEC, device="cpu", progress=False))
     np.testing.assert_array_equal(recon, expected)  # exactly the same images
     assert mem_info["input_format"] == "array" and mem_info["mask_pattern"] == info["mask_pattern"]
     from_tensor, _ = reconstruct_kspace(torch.from_numpy(kspace), _method(), header=xml, name=synth_file.name,
-                                        mask_spec=SPEC, device="cpu")
+                                        options=ReconOptions(SPEC, device="cpu", progress=False))
     np.testing.assert_array_equal(from_tensor, expected)
-    one, _ = reconstruct_kspace(kspace[1], _method(), header=xml, name=synth_file.name, mask_spec=SPEC)
+    one, _ = reconstruct_kspace(kspace[1], _method(), header=xml, name=synth_file.name,
+                                options=ReconOptions(SPEC, progress=False))
     assert one.shape == (1, 64, 64)
 
 

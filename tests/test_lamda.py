@@ -8,7 +8,7 @@ import sigpy as sp
 from mri_genprior import MriGenpriorError
 from mri_genprior.io import open_volume
 from mri_genprior.metrics import volume_metrics
-from mri_genprior.recon import MaskSpec, reconstruct_volume
+from mri_genprior.recon import MaskSpec, ReconOptions, reconstruct_volume
 from mri_genprior.solvers import make_method
 
 
@@ -18,7 +18,8 @@ def test_tv_without_regularisation_runs_as_least_squares(synth_file):
     with h5py.File(synth_file) as f:
         target = f["reconstruction_rss"][()]
     spec = MaskSpec("random", 4, 0.25)
-    tv, zf = (reconstruct_volume(synth_file, make_method(name, **params), spec, "cpu", progress=False)[0]
+    tv, zf = (reconstruct_volume(synth_file, make_method(name, **params),
+                                 ReconOptions(spec, device="cpu", progress=False))[0]
               for name, params in (("tv", {"lamda": 0.0}), ("zero-filled", {})))
     assert np.isfinite(tv).all()
     assert volume_metrics(target, tv)["SSIM"] > volume_metrics(target, zf)["SSIM"] + 0.1
@@ -55,8 +56,8 @@ def test_auto_lamda_passes_a_dip_on_the_top_rungs_of_a_small_many_coil_scan(tmp_
     path = write_synthetic_file(tmp_path / "s16_96.h5", [90], (96, 96), 16, 0.03, 1)
     with open_volume(path) as volume:
         target = volume.read_target()
-    recon, info = reconstruct_volume(path, make_method("l1-wavelet"), MaskSpec("random", 8, 0.04), "cpu",
-                                     progress=False)
+    recon, info = reconstruct_volume(path, make_method("l1-wavelet"),
+                                     ReconOptions(MaskSpec("random", 8, 0.04), device="cpu", progress=False))
     assert info["diagnostics"][0]["lamda"] <= 1e-2
     assert volume_metrics(target, recon)["SSIM"] > 0.6
 
@@ -79,7 +80,8 @@ def test_auto_lamda_starts_the_final_solve_from_zero_where_the_folds_predict_bet
     spec = MaskSpec("random", 8, 0.04)
     (recon, info), (fixed_start, fixed_start_info) = (
         reconstruct_volume(path, make_method("l1-wavelet", ladder="warm", cycle_spin=False, refine=False,
-                                             weighted_holdout=True, **params), spec, "cpu", progress=False)
+                                             weighted_holdout=True, **params),
+                           ReconOptions(spec, device="cpu", progress=False))
         for params in ({"start": "auto"}, {}))
     record, fixed_start_record = info["diagnostics"][0], fixed_start_info["diagnostics"][0]
     assert record["start"] == "zero"
@@ -88,7 +90,8 @@ def test_auto_lamda_starts_the_final_solve_from_zero_where_the_folds_predict_bet
     assert fixed_start_record["lamda"] == record["lamda"]
     np.testing.assert_allclose(fixed_start, recon, rtol=0, atol=1e-3 * float(np.abs(recon).max()))  # step size
     m, zf = (volume_metrics(target, x) for x in (
-        recon, reconstruct_volume(path, make_method("zero-filled"), spec, "cpu", progress=False)[0]))
+        recon, reconstruct_volume(path, make_method("zero-filled"),
+                                  ReconOptions(spec, device="cpu", progress=False))[0]))
     assert m["SSIM"] > 0.63 and m["PSNR"] > zf["PSNR"] + 2
 
 
@@ -105,14 +108,15 @@ def test_l1_wavelets_ladder_solves_every_rung_from_zero_as_a_fixed_lamda_does(tm
     with open_volume(path) as volume:
         target = volume.read_target()
     spec = MaskSpec("random", 8, 0.04)
-    (recon, info), (warm, warm_info) = (reconstruct_volume(path, make_method("l1-wavelet", **params), spec, "cpu",
-                                                           progress=False)
+    (recon, info), (warm, warm_info) = (reconstruct_volume(path, make_method("l1-wavelet", **params),
+                                                           ReconOptions(spec, device="cpu", progress=False))
                                         for params in ({}, {"ladder": "warm", "refine": False}))
     record = info["diagnostics"][0]
     assert record["start"] == "zero" and "zero_start_error" not in record
     assert record["lamda"] > warm_info["diagnostics"][0]["lamda"]
     assert volume_metrics(target, recon)["SSIM"] > volume_metrics(target, warm)["SSIM"] + 0.03
-    fixed, _ = reconstruct_volume(path, make_method("l1-wavelet", lamda=record["lamda"]), spec, "cpu", progress=False)
+    fixed, _ = reconstruct_volume(path, make_method("l1-wavelet", lamda=record["lamda"]),
+                                  ReconOptions(spec, device="cpu", progress=False))
     np.testing.assert_allclose(recon, fixed, rtol=0, atol=1e-3 * float(np.abs(fixed).max()))
 
 
@@ -127,7 +131,8 @@ def test_after_a_zero_ladder_the_start_whose_folds_predict_better_wins(tmp_path,
     path = write_synthetic_file(tmp_path / "s8_64.h5", [80], (64, 64), 8, 0.02, 0)
     spec = MaskSpec("random", 8, 0.08)
     (auto, info), (fixed, fixed_info) = (
-        reconstruct_volume(path, make_method("tv", ladder="zero", max_iter=30, **params), spec, "cpu", progress=False)
+        reconstruct_volume(path, make_method("tv", ladder="zero", max_iter=30, **params),
+                           ReconOptions(spec, device="cpu", progress=False))
         for params in ({}, {"start": start}))
     record = info["diagnostics"][0]
     best = record["validation_errors"][record["ladder"].index(record["lamda"])]

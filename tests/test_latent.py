@@ -14,7 +14,7 @@ from mri_genprior.io import open_volume
 from mri_genprior.physics import SensePhysics, crop_or_pad
 from mri_genprior.priors import load_checkpoint, save_checkpoint
 from mri_genprior.priors.networks import DCGANGenerator, DeepDecoder, ExpansiveReLU
-from mri_genprior.recon import MaskSpec, prepare_batch, reconstruct_volume, volume_mask
+from mri_genprior.recon import MaskSpec, ReconOptions, prepare_batch, reconstruct_volume, volume_mask
 from mri_genprior.solvers import make_method
 from mri_genprior.solvers.latent import FitOptions, embed, fit
 from mri_genprior.solvers.stages import ensemble_shrinkage, restart_std
@@ -88,9 +88,10 @@ def test_untrained_prior_beats_zero_filled(one_slice_file, name):
 
     target = h5py.File(one_slice_file)["reconstruction_rss"][()]
     spec = MaskSpec("random", 4, 0.25)
-    zf, _ = reconstruct_volume(one_slice_file, make_method("zero-filled"), spec, "cpu", progress=False)
-    dd, info = reconstruct_volume(one_slice_file, make_method(name, steps=400, channels=32), spec, "cpu",
-                                  progress=False)
+    zf, _ = reconstruct_volume(one_slice_file, make_method("zero-filled"),
+                               ReconOptions(spec, device="cpu", progress=False))
+    dd, info = reconstruct_volume(one_slice_file, make_method(name, steps=400, channels=32),
+                                  ReconOptions(spec, device="cpu", progress=False))
     m_zf, m_dd = volume_metrics(target, zf), volume_metrics(target, dd)
     assert m_dd["SSIM"] > m_zf["SSIM"] and m_dd["PSNR"] > m_zf["PSNR"], (m_dd, m_zf)
     assert all(len(d["steps"]) == 3 and max(d["steps"]) <= 400 and np.isfinite(d["holdout_loss"]).all()
@@ -114,7 +115,7 @@ def test_untrained_ensemble_is_the_shrunk_mean_of_its_single_seed_fits(synth_fil
     written = {}
     for shrink, expected in ((False, None), (True, factors)):
         recon, info = reconstruct_volume(synth_file, make_method("deep-decoder", ensemble=2, shrink=shrink, **small),
-                                         spec, "cpu", progress=False, maps="lowres")
+                                         ReconOptions(spec, device="cpu", progress=False, maps="lowres"))
         assert [d["seeds"] for d in info["diagnostics"]] == [[0, 1], [2, 3]]
         assert (info["diagnostics"][0]["shrink_mean"] is None) == (not shrink)
         mean = batch.physics.output(singles.mean(0), batch.y, expected) * batch.scales[:, None, None]
@@ -200,13 +201,13 @@ def test_deep_decoder_any_output_size():
 def test_restart_std_map_written_beside_reconstruction(tmp_path, synth_file):
     import h5py
 
-    from mri_genprior.recon import reconstruct_file
+    from mri_genprior.recon import ReconOptions, reconstruct_file
 
     torch.manual_seed(0)
     ckpt = save_checkpoint(tmp_path / "g.pt", DCGANGenerator(latent_dim=8, image_size=32, channels=2, width=4))
     method = make_method("csgm", prior=str(ckpt), steps=20, restarts=3, std_map=True, good_restart_ratio=1e9)
-    out = reconstruct_file(synth_file, tmp_path / "out", method, MaskSpec("random", 4, 0.25), "cpu",
-                           progress=False)
+    out = reconstruct_file(synth_file, tmp_path / "out", method,
+                           ReconOptions(MaskSpec("random", 4, 0.25), device="cpu", progress=False))
     with h5py.File(out) as f:
         std, recon = f["reconstruction_std"][()], f["reconstruction"][()]
         assert std.shape == recon.shape and np.isfinite(std).all() and std.max() > 0

@@ -12,9 +12,9 @@ from mri_genprior.io import open_volume
 from mri_genprior.physics import SigpyPhysics
 from mri_genprior.priors import save_checkpoint
 from mri_genprior.priors.denoiser import ScoreUNet
-from mri_genprior.priors.networks import DCGANGenerator
-from mri_genprior.recon import (MaskSpec, prepare_batch, reconstruct_batch, reconstruct_file, reconstruct_volume,
-                                volume_mask)
+from mri_genprior.priors.networks import DCGANGenerator, TotalVariationProx
+from mri_genprior.recon import (MaskSpec, ReconOptions, prepare_batch, reconstruct_batch, reconstruct_file,
+                                reconstruct_volume, volume_mask)
 from mri_genprior.solvers import METHODS, make_method
 
 # test-sized settings per method kind (the registry decides which methods exist)
@@ -44,8 +44,8 @@ def _tiny(name, prior):
 
 @pytest.mark.parametrize("name", list(METHODS))
 def test_every_registered_method_file_in_submission_out(name, prior, synth_file, tmp_path):
-    out = reconstruct_file(synth_file, tmp_path, _tiny(name, prior), MaskSpec("random", 4, 0.25), "cpu",
-                           progress=False)
+    out = reconstruct_file(synth_file, tmp_path, _tiny(name, prior),
+                           ReconOptions(MaskSpec("random", 4, 0.25), device="cpu", progress=False))
     with h5py.File(out) as f, h5py.File(synth_file) as src:
         recon = f["reconstruction"][()]
         assert recon.dtype == np.float32 and recon.shape == src["reconstruction_rss"].shape
@@ -61,8 +61,8 @@ def test_methods_run_with_two_sets_of_maps(name, prior, tmp_path):
     from mri_genprior.experiments.synthetic import write_synthetic_file
 
     path = write_synthetic_file(tmp_path / "tiny.h5", [90], (32, 32), 4, 0.01, 5)
-    recon, info = reconstruct_volume(path, _tiny(name, prior), MaskSpec("random", 3, 0.3), "cpu", progress=False,
-                                     maps="espirit2")
+    recon, info = reconstruct_volume(path, _tiny(name, prior),
+                                     ReconOptions(MaskSpec("random", 3, 0.3), "espirit2", device="cpu", progress=False))
     assert info["map_sets"] == [2] and recon.shape == (1, 32, 32) and np.isfinite(recon).all() and recon.max() > 0
 
 
@@ -155,6 +155,31 @@ def test_zs_ssl_is_seeded_and_refuses_bad_fractions(synth_file):
             make_method("zs-ssl", **params)
 
 
+def test_total_variation_prox_solves_sigpys_tv_denoising_problem(rng):
+    """``TotalVariationProx`` against SigPy: ``min_z ½‖z − x‖² + t‖Gz‖₁`` with G SigPy's circular
+    ``FiniteDifference`` (the same anisotropic TV), solved by ``LinearLeastSquares`` (primal-dual,
+    2000 iterations). Measured: objective 0.22 % above SigPy's after 20 dual steps, 0.001 % after 300."""
+    x = torch.from_numpy((rng.standard_normal((1, 24, 20)) + 1j * rng.standard_normal((1, 24, 20))).astype(np.complex64))
+    x += 3 * (torch.arange(24)[:, None] > 11)  # an edge to keep
+    t = 0.4
+    grad = sp.linop.FiniteDifference(x.shape)
+
+    def objective(z):
+        z = np.asarray(z, np.complex128)
+        return 0.5 * np.sum(np.abs(z - x.numpy()) ** 2) + t * np.sum(np.abs(grad * z))
+
+    reference = sp.app.LinearLeastSquares(sp.linop.Identity(x.shape), x.numpy(), proxg=sp.prox.L1Reg(grad.oshape, t),
+                                          G=grad, max_iter=2000, show_pbar=False).run()
+    best = objective(reference)
+    few, many = (TotalVariationProx(t, n)(x).detach().numpy() for n in (20, 300))
+    assert objective(few) < 1.02 * best and objective(many) < 1.001 * best < objective(x.numpy())
+    prox = TotalVariationProx(t, 20)
+    prox(x).abs().sum().backward()
+    assert torch.isfinite(prox.log_threshold.grad) and prox.log_threshold.grad != 0
+    flat = torch.full((1, 8, 8), 2 + 1j)
+    torch.testing.assert_close(TotalVariationProx(t, 20)(flat), flat)  # a constant image has no TV
+
+
 def test_ensemble_shrinkage_is_refused_on_non_cartesian_physics_before_any_fit(radial_problem):
     """Shrinkage acts on unmeasured Cartesian coil k-space; a radial physics has none."""
     linop, y, _ = radial_problem
@@ -179,9 +204,9 @@ def test_a_negative_or_non_finite_weight_or_noise_is_refused(name, params):
                                              ("l1-wavelet", {"max_iter": 10}, "λ ladder")])
 def test_inner_progress_bars_show_with_the_pipelines_bar_and_change_nothing(synth_file, capsys, name, params, bar):
     spec, method = MaskSpec("random", 4, 0.25), make_method(name, **params)
-    shown, _ = reconstruct_volume(synth_file, method, spec, "cpu", batch_size=1, progress=True)
+    shown, _ = reconstruct_volume(synth_file, method, ReconOptions(spec, device="cpu", batch_size=1, progress=True))
     err = capsys.readouterr().err
     assert bar in err and err.count(bar) >= 2  # drawn, then updated
-    quiet, _ = reconstruct_volume(synth_file, method, spec, "cpu", batch_size=1, progress=False)
+    quiet, _ = reconstruct_volume(synth_file, method, ReconOptions(spec, device="cpu", batch_size=1, progress=False))
     assert capsys.readouterr().err == ""
     np.testing.assert_array_equal(shown, quiet)

@@ -8,7 +8,7 @@ import torch
 from conftest import REAL_KSPACE, crandn
 from mri_genprior.physics import SensePhysics, fft2c, ifft2c, noise_covariance, prewhiten_coils, whitening_factor
 from mri_genprior.physics.noise import calibration_noise_variance, edge_rows
-from mri_genprior.recon import MaskSpec, reconstruct_kspace, reconstruct_volume
+from mri_genprior.recon import MaskSpec, ReconOptions, reconstruct_kspace, reconstruct_volume
 from mri_genprior.solvers import make_method
 
 
@@ -95,7 +95,8 @@ def test_outputs_are_rss_images_of_the_coils_as_acquired(rng):
 def test_pipeline_prewhitens_by_default_and_records_it():
     real = np.load(REAL_KSPACE)
     on, info_on = reconstruct_kspace(real, make_method("zero-filled"), name="brain_8coil.h5")
-    off, info_off = reconstruct_kspace(real, make_method("zero-filled"), name="brain_8coil.h5", prewhiten=False)
+    off, info_off = reconstruct_kspace(real, make_method("zero-filled"), name="brain_8coil.h5",
+                                       options=ReconOptions(prewhiten=False, progress=False))
     assert info_on["prewhitened_slices"] == 1 and info_off["prewhitened_slices"] == 0
     np.testing.assert_allclose(on, off, rtol=1e-3, atol=1e-4 * off.max())  # the baseline is unchanged
     _, info = reconstruct_kspace(real[0], make_method("zero-filled"))
@@ -104,8 +105,8 @@ def test_pipeline_prewhitens_by_default_and_records_it():
 
 def test_no_noise_estimate_where_the_corners_hold_coherent_signal(synth_file):
     """The synthetic scans' k-space corners are dominated by signal (low noise, sharp edges)."""
-    _, info = reconstruct_volume(synth_file, make_method("zero-filled"), MaskSpec("random", 4, 0.25), "cpu",
-                                 progress=False)
+    _, info = reconstruct_volume(synth_file, make_method("zero-filled"),
+                                 ReconOptions(MaskSpec("random", 4, 0.25), device="cpu", progress=False))
     assert info["prewhitened_slices"] == 0
 
 
@@ -148,7 +149,8 @@ def test_written_rss_carries_the_noise_the_unmeasured_samples_would_have_added()
                                                       reference[-12:, :12], reference[-12:, -12:])])
     sense = make_method("sense", lamda=1e-2)
     on, info = reconstruct_kspace(real, sense, name="brain_8coil.h5")
-    off, info_off = reconstruct_kspace(real, sense, name="brain_8coil.h5", noise_floor=False)
+    off, info_off = reconstruct_kspace(real, sense, name="brain_8coil.h5",
+                                       options=ReconOptions(noise_floor=False, progress=False))
     floor = info["noise_floor"][0]
     assert floor == pytest.approx(np.sqrt((1 - 1 / info["acceleration"]) * corner_power), rel=0.15)
     assert info_off["noise_floor"] == [0.0]

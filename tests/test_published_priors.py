@@ -20,7 +20,7 @@ from mri_genprior.physics import SensePhysics
 from mri_genprior.priors import load_checkpoint
 from mri_genprior.priors.ncsnpp import NCSNpp
 from mri_genprior.priors.ncsnv2 import NCSNv2Deepest
-from mri_genprior.recon import MaskSpec, reconstruct_volume
+from mri_genprior.recon import MaskSpec, ReconOptions, reconstruct_volume
 from mri_genprior.solvers import make_method
 from mri_genprior.solvers.posterior import input_scale, mvue_magnitude
 
@@ -153,7 +153,7 @@ def small_file(tmp_path_factory):
 @pytest.mark.parametrize("prior", ["ncsnv2", "ncsnpp"])
 def test_every_sampler_runs_with_each_published_prior_and_records_its_units(small_file, sampler, prior):
     method = make_method(sampler, prior=str(CHECKPOINTS[prior]), samples=2, levels=4)
-    recon, info = reconstruct_volume(small_file, method, MaskSpec("random", 4, 0.16), progress=False)
+    recon, info = reconstruct_volume(small_file, method, ReconOptions(MaskSpec("random", 4, 0.16), progress=False))
     record = info["diagnostics"][0]
     assert recon.shape == (1, 40, 40) and np.isfinite(recon).all() and np.isfinite(info["reconstruction_std"]).all()
     assert record["prior"] == prior and record["prior_normalisation"] == {"ncsnv2": "p99-mvue",

@@ -17,7 +17,7 @@ from mri_genprior.io import open_volume
 from mri_genprior.metrics import volume_metrics
 from mri_genprior.physics import DEFAULT_MAPS, ifft2c_np
 from mri_genprior.physics.preprocess import centred
-from mri_genprior.recon import MaskSpec, reconstruct_volume
+from mri_genprior.recon import MaskSpec, ReconOptions, reconstruct_volume
 from mri_genprior.solvers import make_method
 from mri_genprior.solvers.classical import LADDER
 
@@ -30,7 +30,8 @@ QUARTERS = tuple(10.0 ** (-k / 4) for k in range(21))  # λ = 1 … 1e-5 in quar
 def scored(path, target, name, spec=SPEC, maps=DEFAULT_MAPS, **params):
     """fastMRI metrics against ``target`` of method ``name`` (with ``params``) on ``path``
     under ``spec`` with coil maps ``maps``, and the run's provenance."""
-    recon, info = reconstruct_volume(path, make_method(name, **params), spec, "cpu", progress=False, maps=maps)
+    recon, info = reconstruct_volume(path, make_method(name, **params),
+                                     ReconOptions(spec, device="cpu", progress=False, maps=maps))
     return volume_metrics(target, recon), info
 
 

@@ -9,7 +9,7 @@ import pytest
 from conftest import SHARED_KSPACE
 from mri_genprior.cli import main
 from mri_genprior.metrics import evaluate_dirs, volume_metrics
-from mri_genprior.recon import MaskSpec, reconstruct_volume
+from mri_genprior.recon import MaskSpec, ReconOptions, reconstruct_volume
 from mri_genprior.solvers import make_method
 from mri_genprior.solvers.classical import LADDER
 
@@ -22,7 +22,8 @@ def recons(synth_file):
         target = f["reconstruction_rss"][()]
     out = {}
     for name in ("zero-filled", "sense", "l1-wavelet", "tv"):
-        recon, info = reconstruct_volume(synth_file, make_method(name), SPEC, "cpu", progress=False)
+        recon, info = reconstruct_volume(synth_file, make_method(name),
+                                         ReconOptions(SPEC, device="cpu", progress=False))
         out[name] = (recon, info, volume_metrics(target, recon))
     return out
 

@@ -12,11 +12,11 @@ import pytest
 
 from mri_genprior import scaleout
 from mri_genprior.cli import main
-from mri_genprior.recon import MaskSpec
+from mri_genprior.recon import MaskSpec, ReconOptions
 from mri_genprior.scaleout import Job, reconstruct_all
 from mri_genprior.experiments.synthetic import write_synthetic_dataset
 
-JOB = Job("sense", {"max_iter": 10}, MaskSpec("random", 4, 0.25), "cpu")
+JOB = Job("sense", {"max_iter": 10}, ReconOptions(MaskSpec("random", 4, 0.25), device="cpu"))
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +58,7 @@ def test_two_local_workers_match_one_process(volumes, reference, tmp_path):
 def test_killed_worker_loses_no_volume(volumes, reference, tmp_path):
     from distributed import Client
 
-    slow = Job("sense", {"max_iter": 10}, JOB.mask, "cpu")
+    slow = Job("sense", {"max_iter": 10}, JOB.options)
     with scaleout.local_cluster(2) as cluster:
         with Client(cluster) as client:  # closed before the run opens its own client
             pids = list(client.run(os.getpid).values())

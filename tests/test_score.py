@@ -15,7 +15,7 @@ from mri_genprior.physics import SensePhysics
 from mri_genprior.priors import load_checkpoint, save_checkpoint
 from mri_genprior.priors.denoiser import ScoreUNet, complex_denoiser, karras_sigmas
 from mri_genprior.priors.networks import DCGANGenerator
-from mri_genprior.recon import MaskSpec, reconstruct_volume
+from mri_genprior.recon import MaskSpec, ReconOptions, reconstruct_volume
 from mri_genprior.solvers import make_method
 from mri_genprior.solvers.samplers import SAMPLERS, batched_cg
 
@@ -159,9 +159,9 @@ def test_small_trained_score_prior_beats_zero_filled_at_8x(held_out):
 
     file, target = held_out
     spec = MaskSpec("poisson", 8, 0.16)
-    zf, _ = reconstruct_volume(file, make_method("zero-filled"), spec, progress=False)
-    recon, info = reconstruct_volume(file, make_method("dds", prior=str(SHIPPED), samples=3, levels=25), spec,
-                                     progress=False)
+    zf, _ = reconstruct_volume(file, make_method("zero-filled"), ReconOptions(spec, progress=False))
+    recon, info = reconstruct_volume(file, make_method("dds", prior=str(SHIPPED), samples=3, levels=25),
+                                     ReconOptions(spec, progress=False))
     base, ours = volume_metrics(target, zf), volume_metrics(target, recon)
     assert ours["SSIM"] > base["SSIM"] + 0.1 and ours["PSNR"] > base["PSNR"] + 3, (base, ours)
     rho = [spearmanr(s.ravel(), np.abs(r - t).ravel())[0] for s, r, t in zip(info["reconstruction_std"], recon, target)]
@@ -175,9 +175,10 @@ def test_dps_at_8x_is_within_reach_of_l1_wavelet_at_8x(held_out):
     0.959)."""
     file, target = held_out
     spec = MaskSpec("poisson", 8, 0.16)
-    zf, _ = reconstruct_volume(file, make_method("zero-filled"), spec, progress=False)
-    l1, _ = reconstruct_volume(file, make_method("l1-wavelet"), spec, progress=False)
-    dps, _ = reconstruct_volume(file, make_method("dps", prior=str(SHIPPED), samples=2), spec, progress=False)
+    zf, _ = reconstruct_volume(file, make_method("zero-filled"), ReconOptions(spec, progress=False))
+    l1, _ = reconstruct_volume(file, make_method("l1-wavelet"), ReconOptions(spec, progress=False))
+    dps, _ = reconstruct_volume(file, make_method("dps", prior=str(SHIPPED), samples=2),
+                                ReconOptions(spec, progress=False))
     base, l1_8, dps_8 = volume_metrics(target, zf), volume_metrics(target, l1), volume_metrics(target, dps)
     assert dps_8["SSIM"] > base["SSIM"] + 0.3 and dps_8["PSNR"] > base["PSNR"] + 6, (base, dps_8)
     assert dps_8["SSIM"] > l1_8["SSIM"] - 0.02, (l1_8, dps_8)
@@ -189,8 +190,9 @@ def test_the_published_samplers_run_with_the_shipped_prior_and_beat_zero_filling
     annealed 0.943 / 29.35 (zero-filled 0.458 / 21.63; more levels: docs/score.md)."""
     file, target = held_out
     spec = MaskSpec("poisson", 8, 0.16)
-    zf = volume_metrics(target, reconstruct_volume(file, make_method("zero-filled"), spec, progress=False)[0])
+    zf = volume_metrics(target, reconstruct_volume(file, make_method("zero-filled"),
+                                                   ReconOptions(spec, progress=False))[0])
     for name, sigma_max in (("pc", 10.0), ("annealed", 1.0)):
         method = make_method(name, prior=str(SHIPPED), samples=1, levels=30, sigma_max=sigma_max, sigma_min=0.01)
-        ours = volume_metrics(target, reconstruct_volume(file, method, spec, progress=False)[0])
+        ours = volume_metrics(target, reconstruct_volume(file, method, ReconOptions(spec, progress=False))[0])
         assert ours["SSIM"] > 0.93 and ours["PSNR"] > zf["PSNR"] + 7, (name, zf, ours)

@@ -16,7 +16,7 @@ import pytest
 from mri_genprior import MriGenpriorError, mrd
 from mri_genprior.experiments.synthetic import write_synthetic_file
 from mri_genprior.readers.ismrmrd_raw import write_ismrmrd
-from mri_genprior.recon import reconstruct_volume
+from mri_genprior.recon import ReconOptions, reconstruct_volume
 from mri_genprior.client import send_file
 from mri_genprior.server import make_server
 from mri_genprior.solvers import make_method
@@ -69,7 +69,7 @@ def test_served_images_equal_the_offline_reconstruction_through_both_commands(ra
         serve.terminate()
         serve.communicate(timeout=30)
     arrays, images = served_images(out)
-    offline, info = reconstruct_volume(raw_file, make_method("sense"), progress=False)
+    offline, info = reconstruct_volume(raw_file, make_method("sense"), ReconOptions(progress=False))
     np.testing.assert_allclose(arrays["images_1"], offline, rtol=0, atol=1e-4 * offline.max())
     first = images["images_1"][0]
     assert tuple(first.matrix_size) == (48, 48, 1) and [im.slice for im in images["images_1"]] == [0, 1]
@@ -90,7 +90,7 @@ def test_two_clients_at_once_get_their_own_methods(raw_file, server, tmp_path):
     for thread in threads:
         thread.join(timeout=120)
     for method in ("zero-filled", "sense"):
-        offline, _ = reconstruct_volume(raw_file, make_method(method), progress=False)
+        offline, _ = reconstruct_volume(raw_file, make_method(method), ReconOptions(progress=False))
         served = served_images(outputs[method])[0]["images_1"]
         np.testing.assert_allclose(served, offline, rtol=0, atol=1e-4 * offline.max())
 
@@ -98,7 +98,7 @@ def test_two_clients_at_once_get_their_own_methods(raw_file, server, tmp_path):
 def test_config_text_json_picks_method_and_parameters_and_unknown_names_get_err(raw_file, server, tmp_path):
     out = send_file(raw_file, "127.0.0.1", server, tmp_path / "json.h5",
                     config={"method": "sense", "parameters": {"lamda": "0.01"}})
-    offline, _ = reconstruct_volume(raw_file, make_method("sense", lamda=0.01), progress=False)
+    offline, _ = reconstruct_volume(raw_file, make_method("sense", lamda=0.01), ReconOptions(progress=False))
     np.testing.assert_allclose(served_images(out)[0]["images_1"], offline, rtol=0, atol=1e-4 * offline.max())
     with pytest.raises(MriGenpriorError, match="server: unknown method 'invertcontrast'"):
         send_file(raw_file, "127.0.0.1", server, tmp_path / "bad.h5", "invertcontrast")

@@ -9,10 +9,11 @@ import pytest
 from mri_genprior import MriGenpriorError
 from mri_genprior.cli import main
 from mri_genprior.metrics import volume_metrics
+from mri_genprior.recon import MaskSpec, ReconOptions
 from mri_genprior.experiments.study import StudySpec, cell_path, run_study, summarize_rows
 
-SPEC = StudySpec(methods=["zero-filled", "l1-wavelet"], accelerations=[2, 4], center_fraction=0.25,
-                 params={"l1-wavelet": {"max_iter": 10}})
+SPEC = StudySpec(methods=["zero-filled", "l1-wavelet"], accelerations=[2, 4], params={"l1-wavelet": {"max_iter": 10}},
+                 options=ReconOptions(MaskSpec("random", 2, 0.25)))
 
 
 def _read(path):

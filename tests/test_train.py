@@ -16,7 +16,7 @@ from mri_genprior.priors.models import TRAINABLE
 from mri_genprior.cli import main
 from mri_genprior.priors.datasets import training_images
 from mri_genprior.priors import load_checkpoint
-from mri_genprior.recon import MaskSpec, reconstruct_volume
+from mri_genprior.recon import MaskSpec, ReconOptions, reconstruct_volume
 from mri_genprior.solvers import make_method
 from mri_genprior.priors.train import TrainConfig, train
 
@@ -69,7 +69,7 @@ def test_trained_prior_loads_into_csgm(synth_dir, synth_file, tmp_path):
     assert config["channels"] == 2 and config["metadata"]["target"] == "complex"
     assert config["metadata"]["trained_on"] == sorted(p.name for p in synth_dir.glob("*.h5"))
     method = make_method("csgm", prior=str(run / "generator.pt"), steps=5, restarts=2)
-    recon, info = reconstruct_volume(synth_file, method, MaskSpec("random", 4, 0.25), progress=False)
+    recon, info = reconstruct_volume(synth_file, method, ReconOptions(MaskSpec("random", 4, 0.25), progress=False))
     assert recon.shape == (2, 64, 64) and np.all(np.isfinite(recon))
     assert len(info["diagnostics"]) == 2 and info["diagnostics"][0]["steps"] == 5
 

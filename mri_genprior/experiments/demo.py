@@ -14,6 +14,7 @@ from pathlib import Path
 from .study import StudySpec, format_summary, run_study, summarize_rows
 from .synthetic import write_synthetic_dataset
 from ..priors.train import PRESETS, TrainConfig, train
+from ..recon import MaskSpec, ReconOptions, resolve_device
 
 SIZE = 64
 SLICES = 4
@@ -38,12 +39,11 @@ def run_demo(out_dir: Path, device: str = "auto") -> Path:
     test_file = files.pop(len(files) // 2)
     print(f"[{time.perf_counter() - start:4.0f} s] training the prior on {len(files) * SLICES} slices; "
           f"held out: {test_file.name}")
-    from ..recon import resolve_device
-
     run_dir = out_dir / "prior"
     summary = train(PRIOR, files, run_dir, resolve_device(device), resume=(run_dir / "state.pt").exists())
     print(f"[{time.perf_counter() - start:4.0f} s] prior ready: {summary['generator']}; running the study")
-    spec = StudySpec(list(METHODS), ACCELS, MASK, CENTER_FRACTION, METHODS, summary["generator"], device)
+    options = ReconOptions(MaskSpec(MASK, ACCELS[0], CENTER_FRACTION), device=device)
+    spec = StudySpec(list(METHODS), ACCELS, METHODS, summary["generator"], options)
     study_dir = out_dir / "study"
     rows = run_study([test_file], study_dir, spec)
     print(format_summary(summarize_rows(rows)), end="")

@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 from .. import MriGenpriorError
 from ..io import atomic_path, input_files, open_volume, writable_dir
 from ..metrics import METRIC_NAMES, volume_metrics
-from ..recon import DEFAULT_MAPS, MaskSpec, reconstruct_file
+from ..recon import ReconOptions, reconstruct_file
 from ..solvers import METHODS, make_method
 
 COLUMNS = ("file", "method", "acceleration", "achieved_acceleration", "NMSE", "PSNR", "SSIM", "seconds", "slices")
@@ -41,20 +41,21 @@ class StudySpec:
     """What to run.
 
     ``params`` maps a method name to its hyper-parameters (``make_method`` keywords);
-    ``prior`` is given to every method that takes a trained generator.
+    ``prior`` is given to every method that takes a trained generator. ``options`` is
+    every cell's pipeline (its mask's kind and centre fraction, coil maps, device, ...);
+    each cell takes its own acceleration, writes fastMRI files and shows no progress bar.
     """
 
     methods: Sequence[str]
     accelerations: Sequence[float]
-    mask: str = "random"
-    center_fraction: float = 0.08
     params: Dict[str, dict] = dataclasses.field(default_factory=dict)
     prior: Optional[str] = None
-    device: Optional[str] = None
-    batch_size: int = 4
-    maps: str = DEFAULT_MAPS
-    prewhiten: bool = True
-    noise_floor: bool = True
+    options: ReconOptions = ReconOptions()
+
+    def cell_options(self, accel: float) -> ReconOptions:
+        """The options of the cells at acceleration ``accel``."""
+        mask = dataclasses.replace(self.options.mask, acceleration=accel)
+        return dataclasses.replace(self.options, mask=mask, fmt="h5", progress=False)
 
 
 def _accel_label(accel: float) -> str:
@@ -98,9 +99,7 @@ def run_study(data: Sequence[os.PathLike | str], study_dir: os.PathLike | str, s
     for file, name, accel in tqdm(todo, desc="study", unit="cell", disable=not progress):
         out = cell_path(study_dir, name, accel, file)
         try:
-            reconstruct_file(file, out.parent, methods[name], MaskSpec(spec.mask, accel, spec.center_fraction),
-                             spec.device, spec.batch_size, progress=False, maps=spec.maps,
-                             prewhiten=spec.prewhiten, noise_floor=spec.noise_floor)
+            reconstruct_file(file, out.parent, methods[name], spec.cell_options(accel))
         except MriGenpriorError as err:
             failed.append(f"{file.name} {name} {_accel_label(accel)}: {err}")
             print(f"error: {failed[-1]}", file=sys.stderr)

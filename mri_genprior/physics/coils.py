@@ -190,18 +190,14 @@ def espirit_maps(
     (``max_iter``), the phase relative to coil 0, maps cropped where the eigenvalue is
     below ``crop``. SigPy calibrates on a square, but a 1-D mask's calibration data are a
     rectangle, every readout row × the centre lines: the blocks come from the whole
-    rectangle here. A 14 × 14 square gives a 81 × 288 calibration matrix for 8 coils
-    (fewer rows than unknowns), the rectangle of a 230-row scan 2025 × 288. On real and
-    synthetic scans with 8–20 calibration lines SENSE rose by up to 0.3 SSIM
-    (docs/real_data.md: "ESPIRiT on the calibration rectangle").
+    rectangle here (a 230-row scan with 14 lines gives a 2025 × 288 calibration matrix for
+    8 coils, a 14 × 14 square 81 × 288: fewer rows than unknowns).
 
     Each block is ``kernel_width`` along a side, but at most half the region's lines along
-    it: 7 or 8 calibration lines give 6 × 3 or 6 × 4 blocks (wider blocks leave too few
-    calibration rows, and the maps miss part of the signal). At 8× on real brains, SENSE
-    rose by 0.02–0.05 SSIM over jsense's maps with 7 lines and by 0.02 over square 4 × 4
-    blocks with 8 (docs/real_data.md, "Kernels for few lines"). Holes in the cropped
-    support (pixels inside the object whose eigenvalue dips below ``crop``, seen with
-    6 × 4 blocks on a real brain) are filled.
+    it (7 or 8 calibration lines give 6 × 3 or 6 × 4 blocks), so that enough calibration
+    rows remain. Holes in the cropped support (pixels inside the object whose eigenvalue
+    dips below ``crop``) are filled. docs/real_data.md has the measurements behind these
+    choices.
     Single-coil k-space gets a map of ones.
 
     ``sets=2`` appends a second set (soft-SENSE): the covariance's second eigenvector
@@ -224,19 +220,14 @@ def espirit_maps(
     if min(width) < 3:
         raise MriGenpriorError(f"calibration region of {min(region)} lines is too small for ESPIRiT "
                                "(need >= 6); use a larger center fraction or --maps jsense")
-    size = width[0] * width[1]
     sp_device = sigpy_device(device)
     xp = sp_device.xp
     with sp_device:
         calib = sp.resize(sp.to_device(kspace, sp_device), (coils, *(min(r, n) for r, n in zip(region, shape))))
-        blocks = sp.array_to_blocks(calib, list(width), [1, 1]).reshape(coils, -1, size)
-        _, s, vh = xp.linalg.svd(blocks.transpose(1, 0, 2).reshape(-1, coils * size), full_matrices=False)
+        blocks = sp.array_to_blocks(calib, list(width), [1, 1]).reshape(coils, -1, width[0] * width[1])
+        _, s, vh = xp.linalg.svd(blocks.transpose(1, 0, 2).reshape(-1, blocks.shape[-1] * coils), full_matrices=False)
         kernels = vh[s > thresh * s.max()].reshape(-1, coils, *width)
-        covariance = xp.zeros(shape[::-1] + (coils, coils), dtype=kspace.dtype)  # (W, H, C, C), as SigPy's
-        for kernel in kernels:
-            image = sp.ifft(sp.resize(kernel, kspace.shape), axes=(-2, -1)).T[..., None]
-            covariance += image @ image.swapaxes(-1, -2).conj()
-        covariance *= np.prod(shape) / size
+        covariance = _kernel_covariance(kernels, kspace.shape, xp)
         mps = xp.ones(kspace.shape[::-1] + (1,), dtype=kspace.dtype)
         power = sp.alg.PowerMethod(lambda x: covariance @ x, mps, max_iter=max_iter,
                                    norm_func=lambda x: xp.sum(xp.abs(x) ** 2, axis=-2, keepdims=True) ** 0.5)
@@ -246,14 +237,38 @@ def espirit_maps(
         mps *= xp.conj(mps[0] / xp.abs(mps[0]))
         support = binary_fill_holes(sp.to_device(power.max_eig.T[0, 0] > crop, sp.cpu_device))
         mps *= sp.to_device(support, sp_device)
-        if sets != 1:
-            values, vectors = xp.linalg.eigh(covariance)  # ascending eigenvalues per pixel
-            keep = values[..., -2] > SECOND_SET_CROP
-            if sets == 2 or float(keep.mean()) >= SECOND_SET_SUPPORT:
-                second = vectors[..., -2] * keep[..., None]
-                second *= xp.exp(-1j * xp.angle(second[..., :1]))
-                mps = xp.concatenate([mps, second.T], axis=-1)
+        second = _second_set(covariance, sets, xp) if sets != 1 else None
+        if second is not None:
+            mps = xp.concatenate([mps, second], axis=-1)
         return sp.to_device(mps, sp.cpu_device).astype(np.complex64)
+
+
+def _kernel_covariance(kernels, shape: Tuple[int, ...], xp):
+    """ESPIRiT's image-domain covariance ``(W, H, C, C)`` (SigPy's layout) of the k-space
+    ``kernels`` ``(K, C, *width)`` zero-padded to ``shape`` ``(C, H, W)``: Σ_k G_k G_kᴴ,
+    scaled by H·W / block size."""
+    import sigpy as sp
+
+    coils, size = shape[0], int(np.prod(kernels.shape[2:]))
+    covariance = xp.zeros(shape[:0:-1] + (coils, coils), dtype=kernels.dtype)
+    for kernel in kernels:
+        image = sp.ifft(sp.resize(kernel, shape), axes=(-2, -1)).T[..., None]
+        covariance += image @ image.swapaxes(-1, -2).conj()
+    covariance *= np.prod(shape[1:]) / size
+    return covariance
+
+
+def _second_set(covariance, sets: Optional[int], xp):
+    """The soft-SENSE second set ``(C, H, W)``: the covariance's second eigenvector, phase
+    relative to coil 0, zero where its eigenvalue is at most :data:`SECOND_SET_CROP`; with
+    ``sets=None``, ``None`` unless it covers :data:`SECOND_SET_SUPPORT` of the image."""
+    values, vectors = xp.linalg.eigh(covariance)  # ascending eigenvalues per pixel
+    keep = values[..., -2] > SECOND_SET_CROP
+    if sets != 2 and float(keep.mean()) < SECOND_SET_SUPPORT:
+        return None
+    second = vectors[..., -2] * keep[..., None]
+    second *= xp.exp(-1j * xp.angle(second[..., :1]))
+    return second.T
 
 
 def sigpy_device(device: torch.device | str):

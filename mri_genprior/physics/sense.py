@@ -276,9 +276,8 @@ class SensePhysics(Physics):
         one column pattern (a 1-D mask), else single samples. Boolean ``(folds, B, 1, H, W)``.
         With nothing measured outside the calibration region, every measured sample is dealt.
 
-        Whole held-out lines open gaps beside the calibration region that the full problem
-        does not have; on the real brain at 8× one such line made up 57 % of the validation
-        error and pushed λ to the top of the ladder (docs/real_data.md)."""
+        Whole held-out lines would open gaps beside the calibration region that the full
+        problem does not have."""
         h, w = self.kspace_shape
         c = self.calibration_width
         sampled = (self.sqrt_weights[:, :1] > 0).expand(y.shape[0], 1, h, w)
@@ -297,9 +296,8 @@ class SensePhysics(Physics):
         the grid, ``√((kx/H)² + (ky/W)²)``: the error sums to the squared H^½ seminorm of the
         image's error, halfway between its squared norm (weight 1) and its gradient's (|k|²).
         Unweighted, the few high-energy samples beside the calibration region outweigh the
-        rest, and the cross-validated λ came out one rung too small where the image's edges
-        and background weigh in SSIM (docs/real_data.md: the development brain in a 256²
-        field of view at 8×, SSIM 0.708 at λ = 3.16e-3 against 0.766 at 1e-2)."""
+        rest, and the cross-validated λ comes out too small where the image's edges and
+        background weigh in SSIM."""
         h, w = self.kspace_shape
         kx = (torch.arange(h, device=self.device, dtype=torch.float32) - h // 2) / h
         ky = (torch.arange(w, device=self.device, dtype=torch.float32) - w // 2) / w

@@ -95,7 +95,7 @@ def array_volume(kspace, mask=None, header=None, name: str = "kspace", single_co
         mask = sampling_mask(kspace, header.padding)
     else:
         mask = validate_mask(np.asarray(mask), shape, path)
-    return Volume(path, kspace, mask, None, header, {}, {"format": fmt})
+    return Volume(path, kspace, mask, None, header, attrs={}, source={"format": fmt})
 
 
 def open_npy(path: os.PathLike | str) -> Volume:

@@ -196,8 +196,9 @@ def _volume(path: Path, records, heads: np.ndarray, header, select: Optional[Dic
     geometry = slice_geometry(imaging, slice_of, len(slices))
     if geometry is not None:
         source["geometry"] = geometry
-    grid = AcquisitionGrid(records, imaging, numbers, slice_of, columns, rows, (len(slices), int(channels[0]), h, w))
-    return Volume(path, grid, mask, None, header, {}, source)
+    grid = AcquisitionGrid(records, imaging, numbers, slice_of, columns, rows=rows,
+                           shape=(len(slices), int(channels[0]), h, w))
+    return Volume(path, grid, mask, None, header, attrs={}, source=source)
 
 
 def slice_geometry(heads: np.ndarray, slice_of: np.ndarray, count: int) -> Optional[dict]:

@@ -13,14 +13,10 @@ regularizer    R(x)                                    SigPy solver (as ``sigpy.
 =============  =====================================  ==========================================
 
 The wavelet threshold can be cycle-spun (``cycle_spin``, :class:`CycleSpin`; the
-``l1-wavelet`` method's default): on the 8-coil development brain at its defaults
-0.853 / 30.57 → 0.882 / 31.58 SSIM / PSNR at 4× and 0.666 / 23.43 → 0.740 / 24.69 at 8×
-(docs/real_data.md). TV's finite differences are shift-invariant already.
-
+``l1-wavelet`` method's default); TV's finite differences are shift-invariant already.
 TV's primal-dual steps are balanced to λ: dual step σ = √λ, primal step
-τ = 1 / (σ‖[A; ∇]‖²) (with SigPy's default σ = 1, 100 iterations left the 8-coil
-development brain at 4× at SSIM 0.71–0.74 for every λ from 1e-2 to 1e-5, against 0.83
-converged).
+τ = 1 / (σ‖[A; ∇]‖²) (SigPy's default σ = 1 leaves 100 iterations far from converged).
+docs/real_data.md has the measurements behind both.
 
 Regularisation weights assume the k-space was normalised by
 :func:`mri_genprior.physics.scale_factor` (image magnitudes of order 1).
@@ -168,10 +164,8 @@ def _lowest(errors, start: int) -> int:
 def chosen_rung(errors) -> int:
     """The rung of the ladder whose validation ``errors`` win: the lowest, except that a
     minimum on the top :data:`TOP_RUNGS` rungs gives way to the best rung below them when
-    that is within :data:`PATIENCE` of it. Below the top the error can rise for a few rungs
-    and fall again (a synthetic 16-coil 96² scan at 8×, 4 calibration lines: 1.15, **1.00**,
-    1.14, 1.40, 1.23, …, 1.05 at λ = 1e-4; SSIM 0.54 at λ = 0.316 against 0.62–0.65 at
-    1e-4 to 3e-4)."""
+    that is within :data:`PATIENCE` of it (below the top the error can rise for a few rungs
+    and fall again)."""
     best = _lowest(errors, 0)
     if best < TOP_RUNGS < len(errors):
         below = _lowest(errors, TOP_RUNGS)
@@ -204,7 +198,7 @@ def step_bound(linop, regularizer: str):
     return sp.app.MaxEig(stacked.N, dtype=np.complex64, device=sp.get_device(stacked), show_pbar=False).run()
 
 
-def _solve(linop, y, regularizer: str, lamda: float, max_iter: int, x=None, spin=None, bound=None):
+def _solve(linop, y, regularizer: str, lamda: float, max_iter: int, *, x=None, spin=None, bound=None):
     """``min_x ½‖A x − y‖² + R_λ(x)`` with SigPy, from ``x`` (warm start) or zero; with
     ``spin`` (a seed), R's proximal operator cycle-spun (:class:`CycleSpin`, wavelets); with
     ``bound`` (:func:`step_bound` of ``linop``), the step from it instead of a power iteration."""
@@ -307,7 +301,7 @@ class SigpyRecon(Method):
             return sum(float(xp.sum(weights * xp.abs(h * (linop(x) - y)) ** 2)) for h, x in zip(held, xs))
 
         def fold_solves(lamda, starts):
-            return [_solve(op, data, self.regularizer, lamda, self.max_iter, x, spin, bound)
+            return [_solve(op, data, self.regularizer, lamda, self.max_iter, x=x, spin=spin, bound=bound)
                     for (op, data, bound), x in zip(train, starts)]
 
         zeros = [None] * len(held)
@@ -361,7 +355,7 @@ class SigpyRecon(Method):
                     folds = one.validation_folds(y[b:b + 1], self.folds, rng)[:, 0]
                     weights = tensor_to_array(one.validation_weights()) if self.weighted_holdout else 1.0
                     lamda, x0, record = self._auto_lamda(linop, yb, tensor_to_array(folds), weights, spin)
-                x = _solve(linop, yb, self.regularizer, lamda, self.max_iter, x0, spin)
+                x = _solve(linop, yb, self.regularizer, lamda, self.max_iter, x=x0, spin=spin)
                 out.append(array_to_tensor(x.astype(sp.get_array_module(yb).complex64), y.device))
             diagnostics.append({"method": self.name, **record})
         return Result(np.stack([x.cpu().numpy() for x in out]), None, diagnostics)

@@ -149,6 +149,41 @@ def holdout_mask(y: torch.Tensor, fraction: float, rng: torch.Generator) -> torc
     return measured & (draw < fraction)
 
 
+def _parameter_groups(network: nn.Module, z: torch.Tensor, options: FitOptions):
+    """The optimiser's parameter groups (z at ``lr`` if > 0, the weights at ``net_lr`` if > 0)
+    and the network call; with ``net_lr = 0`` it evaluates detached weights, so a shared
+    prior is never touched and gets no gradients."""
+    groups = [{"params": [z], "lr": options.lr}] if options.lr > 0 else []
+    if options.net_lr > 0:
+        weights = list(network.parameters())
+        if not all(w.requires_grad for w in weights):
+            raise ValueError("fit moves the network weights (net_lr > 0): pass a copy whose parameters require grad")
+        groups.append({"params": weights, "lr": options.net_lr})
+        return groups, network
+    frozen = {k: v.detach() for k, v in itertools.chain(network.named_parameters(), network.named_buffers())}
+
+    def run(latent):
+        return torch.func.functional_call(network, frozen, (latent,))
+    return groups, run
+
+
+@torch.no_grad()
+def _copy(sources: Sequence[torch.Tensor], targets: Sequence[torch.Tensor]) -> None:
+    """``target.copy_(source)`` pairwise, outside autograd."""
+    for source, target in zip(sources, targets):
+        target.copy_(source)
+
+
+@torch.no_grad()
+def _keep_best(val: torch.Tensor, x: torch.Tensor, best_val: torch.Tensor, best_images: Optional[torch.Tensor]):
+    """Per item, keep ``x`` where its held-out loss ``val`` beats ``best_val``; returns the new
+    ``(best_val, best_images, whether any item improved)``."""
+    improved = val < best_val
+    best_images = x.detach().clone() if best_images is None else torch.where(
+        improved.view((-1,) + (1,) * (x.ndim - 1)), x.detach(), best_images)
+    return torch.where(improved, val, best_val), best_images, bool(improved.any())
+
+
 def fit(op, y: torch.Tensor, network: nn.Module, z0: torch.Tensor, options: FitOptions,
         grid: Tuple[int, int], phase: Optional[torch.Tensor] = None, penalties: Sequence = (),
         rng: Optional[torch.Generator] = None, label: str = "fit") -> FitResult:
@@ -173,20 +208,8 @@ def fit(op, y: torch.Tensor, network: nn.Module, z0: torch.Tensor, options: FitO
     if options.optimizer not in ("adam", "sgd"):
         raise ValueError(f"optimizer must be 'adam' or 'sgd', got {options.optimizer!r}")
     z = z0.detach().clone().requires_grad_(options.lr > 0)
-    groups = [{"params": [z], "lr": options.lr}] if options.lr > 0 else []
-    if options.net_lr > 0:
-        weights = list(network.parameters())
-        if not all(w.requires_grad for w in weights):
-            raise ValueError("fit moves the network weights (net_lr > 0): pass a copy whose parameters require grad")
-        groups.append({"params": weights, "lr": options.net_lr})
-        run = network
-    else:  # evaluate with detached weights: a shared prior is never touched and gets no gradients
-        frozen = {k: v.detach() for k, v in itertools.chain(network.named_parameters(), network.named_buffers())}
-
-        def run(latent):
-            return torch.func.functional_call(network, frozen, (latent,))
-    on_latent = [p for p in penalties if p.target == "latent"]
-    on_deviation = [p for p in penalties if p.target == "deviation"]
+    groups, run = _parameter_groups(network, z, options)
+    on_latent, on_deviation = ([p for p in penalties if p.target == kind] for kind in ("latent", "deviation"))
     nu = None
     if on_deviation:
         nu = torch.zeros((y.shape[0],) + tuple(grid), dtype=torch.complex64, device=y.device, requires_grad=True)
@@ -205,10 +228,8 @@ def fit(op, y: torch.Tensor, network: nn.Module, z0: torch.Tensor, options: FitO
     def objective(latent: torch.Tensor):
         x = image_of(latent)
         total, val = misfit(x)
-        for penalty in on_latent:
-            total = total + penalty(latent)
-        for penalty in on_deviation:
-            total = total + penalty(nu)
+        for penalty, argument in [(p, latent) for p in on_latent] + [(p, nu) for p in on_deviation]:
+            total = total + penalty(argument)
         return total, x, val
 
     moving = [p for group in groups for p in group["params"]]
@@ -224,40 +245,30 @@ def fit(op, y: torch.Tensor, network: nn.Module, z0: torch.Tensor, options: FitO
                 raise MriGenpriorError(f"the fit diverged (NaN/Inf) {backoffs} times; lower the step size")
             _back_off(moving, last_good, optimizer)
             continue
-        with torch.no_grad():
-            for good, p in zip(last_good, moving):
-                good.copy_(p)
+        _copy(moving, last_good)
         total.sum().backward()
         optimizer.step()
         if options.sign_flip_every and step % options.sign_flip_every == 0:
             flips += _sign_flip(z, objective, optimizer)
         if held is not None:
-            with torch.no_grad():
-                improved = val < best_val
-                best_val = torch.where(improved, val, best_val)
-                best_images = x.detach().clone() if best_images is None else torch.where(
-                    improved.view((-1,) + (1,) * (x.ndim - 1)), x.detach(), best_images)
-                since_best = 0 if bool(improved.any()) else since_best + 1
+            best_val, best_images, improved = _keep_best(val, x, best_val, best_images)
+            since_best = 0 if improved else since_best + 1
             if since_best >= options.patience:
                 break
-    data_misfit = op.misfit(y)
     with torch.no_grad():
         images = image_of(z) if best_images is None else best_images
         if not bool(torch.isfinite(images).all()):  # the last step diverged: use the last finite iterate
             _back_off(moving, last_good, optimizer)
-            images = image_of(z)
-            backoffs += 1
-        data_loss, _ = data_misfit(images)
-    return FitResult(images.detach(), z.detach(), data_loss.detach(),
-                     best_val if held is not None else torch.full_like(data_loss, float("nan")), step, flips,
-                     backoffs)
+            images, backoffs = image_of(z), backoffs + 1
+        data_loss, _ = op.misfit(y)(images)
+    holdout_loss = best_val if held is not None else torch.full_like(data_loss, float("nan"))
+    return FitResult(images.detach(), z.detach(), data_loss.detach(), holdout_loss, steps=step, flips=flips,
+                     backoffs=backoffs)
 
 
 def _back_off(moving, last_good, optimizer: torch.optim.Optimizer) -> None:
     """Restore the last finite iterate, clear the optimizer state and halve every step size."""
-    with torch.no_grad():
-        for good, p in zip(last_good, moving):
-            p.copy_(good)
+    _copy(last_good, moving)
     optimizer.state.clear()
     for group in optimizer.param_groups:
         group["lr"] *= 0.5

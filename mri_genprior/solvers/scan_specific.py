@@ -20,6 +20,13 @@ trained on one slice's own k-space:
 
 The output is the kept network with every measured sample as its data.
 
+*TV layer* (off by default). With ``tv > 0`` each step's regulariser input passes first through the
+proximal operator of total variation (:class:`~mri_genprior.priors.networks.TotalVariationProx`,
+``tv_iterations`` dual steps, its threshold learned from ``tv``): the untrained network
+starts as half-quadratic splitting for a TV-regularised problem, and training on the scan
+learns the CNN's correction to it (a learned-prox unrolling in the manner of ADMM-Net,
+Yang et al., NeurIPS 2016; here trained on one scan).
+
 *Strips.* With Cartesian SENSE physics and a 1-D mask the problem separates into image rows
 in hybrid space (:class:`~mri_genprior.physics.HybridSense`), so each training step takes a
 band of ``rows`` consecutive rows at a random offset, at ``rows / H`` of the cost of the whole
@@ -39,22 +46,25 @@ from torch import nn
 
 from .. import MriGenpriorError
 from ..physics import HybridSense, SensePhysics
-from ..priors.networks import ResidualCNN
+from ..priors.networks import ResidualCNN, TotalVariationProx
 from ..progress import iterate
 from .base import Method, Result
 from .samplers import batched_cg
 
 
 class UnrolledNetwork(nn.Module):
-    """``unrolls`` steps of ``x ← argmin ‖M(A x − y)‖² + μ‖x − R(x_prev)‖²`` from ``Aᴴ M y``
-    (see the module docstring); ``forward(op, data, mask)`` for any operator ``op`` and a
-    boolean ``mask`` of the samples of ``data`` it may use."""
+    """``unrolls`` steps of ``x ← argmin ‖M(A x − y)‖² + μ‖x − R(P(x_prev))‖²`` from ``Aᴴ M y``
+    (see the module docstring), P the TV proximal layer with threshold ``tv`` (none for 0);
+    ``forward(op, data, mask)`` for any operator ``op`` and a boolean ``mask`` of the samples
+    of ``data`` it may use."""
 
-    def __init__(self, unrolls: int, cg_steps: int, channels: int, blocks: int, mu: float):
+    def __init__(self, unrolls: int, cg_steps: int, channels: int, blocks: int, mu: float, *, tv: float = 0.0,
+                 tv_iterations: int = 20):
         super().__init__()
         self.unrolls, self.cg_steps = unrolls, cg_steps
         self.regulariser = ResidualCNN(channels, blocks)
         self.log_mu = nn.Parameter(torch.tensor(math.log(mu)))
+        self.prox = TotalVariationProx(tv, tv_iterations) if tv > 0 else nn.Identity()
 
     def forward(self, op, data: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         weights = mask.to(data.real.dtype)
@@ -65,7 +75,7 @@ class UnrolledNetwork(nn.Module):
 
         x = aty
         for _ in range(self.unrolls):
-            x = batched_cg(normal, aty + mu * self.regulariser(x), x, self.cg_steps)
+            x = batched_cg(normal, aty + mu * self.regulariser(self.prox(x)), x, self.cg_steps)
         return x
 
 
@@ -93,19 +103,22 @@ class ZeroShotSSL(Method):
     validate_every: int = 100
     patience: int = 3
     rows: int = 48
+    tv: float = 0.0
+    tv_iterations: int = 20
     seed: int = 0
 
     def __post_init__(self):
-        for name in ("unrolls", "cg_steps", "channels", "blocks", "steps", "validate_every", "patience"):
+        for name in ("unrolls", "cg_steps", "channels", "blocks", "steps", "validate_every", "patience",
+                     "tv_iterations"):
             if getattr(self, name) < 1:
                 raise MriGenpriorError(f"parameter {name}: expected a number >= 1, got {getattr(self, name)}")
         for name in ("rho", "holdout"):
             if not 0 < getattr(self, name) < 1:
                 raise MriGenpriorError(f"parameter {name}: expected a fraction between 0 and 1, got "
                                        f"{getattr(self, name)}")
-        if self.rows < 0 or not self.lr > 0 or not self.mu > 0:
-            raise MriGenpriorError(f"parameters rows >= 0, lr > 0 and mu > 0 expected, got {self.rows}, {self.lr}, "
-                                   f"{self.mu}")
+        if self.rows < 0 or not self.lr > 0 or not self.mu > 0 or not self.tv >= 0:
+            raise MriGenpriorError(f"parameters rows >= 0, lr > 0, mu > 0 and tv >= 0 expected, got {self.rows}, "
+                                   f"{self.lr}, {self.mu}, {self.tv}")
 
     def problem(self, y: torch.Tensor, physics):
         """``(operator, data, strips)`` of one slice: hybrid space when its rows separate
@@ -119,7 +132,8 @@ class ZeroShotSSL(Method):
         """A fresh network initialised from ``seed`` without touching the caller's RNG."""
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            return UnrolledNetwork(self.unrolls, self.cg_steps, self.channels, self.blocks, self.mu).to(device)
+            return UnrolledNetwork(self.unrolls, self.cg_steps, self.channels, self.blocks, self.mu, tv=self.tv,
+                                   tv_iterations=self.tv_iterations).to(device)
 
     def reconstruct(self, y, physics) -> Result:
         images, diagnostics = [], []
@@ -172,4 +186,5 @@ class ZeroShotSSL(Method):
             image = net(op, data, measured)
         return image, {"steps": step, "kept_step": kept_step, "validation_losses": losses,
                        "mu": float(net.log_mu.detach().exp()), "strips": band if strips else None,
+                       "tv": float(net.prox.log_threshold.detach().exp()) if self.tv > 0 else 0.0,
                        "seconds": round(time.perf_counter() - start, 3)}

@@ -45,7 +45,7 @@ class LatentOutcome:
         return self.fit.images[self.pick]
 
 
-def latent_stage(y: torch.Tensor, physics, network: nn.Module, channels: int, options: FitOptions,
+def latent_stage(y: torch.Tensor, physics, network: nn.Module, channels: int, options: FitOptions, *,
                  restarts: int, penalties: Sequence, rng: torch.Generator) -> LatentOutcome:
     """Fit ``z ~ N(0, I)`` starts (``restarts`` per slice) as one batch; keep the lowest data loss."""
     index = torch.arange(y.shape[0]).repeat_interleave(restarts)
@@ -59,7 +59,7 @@ def latent_stage(y: torch.Tensor, physics, network: nn.Module, channels: int, op
 
 
 def adaptation_stage(y: torch.Tensor, physics, network: nn.Module, z: torch.Tensor, phase: Optional[torch.Tensor],
-                     options: FitOptions, penalties: Sequence, rng: torch.Generator) -> torch.Tensor:
+                     options: FitOptions, *, penalties: Sequence, rng: torch.Generator) -> torch.Tensor:
     """Per slice, fit z and a fresh copy of ``network``'s weights from ``z``; returns ``(B, H, W)`` images.
 
     ``network`` itself is never changed.

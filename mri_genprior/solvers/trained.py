@@ -69,14 +69,15 @@ class TrainedPrior(Method):
         if self.lamda_nu > 0:
             penalties.append(WaveletSparsity(self.lamda_nu, physics.image_shape, physics.device))
         options = FitOptions(steps=self.steps, lr=self.lr, sign_flip_every=self.sign_flip_every)
-        latent = latent_stage(y, physics, network, config.get("channels"), options, self.restarts, penalties, rng)
+        latent = latent_stage(y, physics, network, config.get("channels"), options, restarts=self.restarts,
+                              penalties=penalties, rng=rng)
         images = latent.images
         if self.adapt_steps > 0:
             adapt = FitOptions(steps=self.adapt_steps, lr=self.lr / 10, net_lr=self.adapt_lr, holdout=self.holdout,
                                patience=self.patience)
             phase = None if latent.phase is None else latent.phase[latent.pick]
             images = adaptation_stage(y, physics, network, latent.fit.z[latent.pick], phase, adapt,
-                                      [LatentNorm(self.lamda_z)], rng)
+                                      penalties=[LatentNorm(self.lamda_z)], rng=rng)
         if self.data_consistency:
             images = data_consistency(physics, images, y)
         std = restart_std(latent.fit.images, latent.losses, self.good_restart_ratio) if self.std_map else None

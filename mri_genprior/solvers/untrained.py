@@ -10,20 +10,15 @@ are then restored (``data_consistency``).
 
 ``ensemble=n`` fits n networks per slice from different seeds and averages their complex
 images. A single fit invents seed-dependent texture where the data leave the image
-undetermined (worm-like blobs at 8×); the members agree on what the data fix, so their
-mean keeps that and averages the inventions out. Three members gained 0.04–0.08 SSIM and
-0.7–1.7 dB over the mean of the single fits on the real development brain (4× and 8×,
-two masks; docs/real_data.md), at three times the time.
+undetermined; the members agree on what the data fix, so their mean keeps that and
+averages the inventions out, at n times the time.
 
 ``shrink`` (default on, n >= 2): where the members disagree about an unmeasured k-space
 sample, the written image takes less of their mean there (Wiener factors,
 :func:`~.stages.ensemble_shrinkage`): it leans toward zero-filling exactly where the prior
-invented. Measured on real and synthetic scans it gained most at 8× (0.02–0.03 SSIM for
-Deep Decoder and DIP), cost at most 0.3 dB PSNR, and up to 0.01 SSIM at 4× on synthetic
-scans (docs/real_data.md).
+invented.
 
-Two forms (``form``; ``sense`` is the default, measured better on real scans, see
-docs/real_data.md):
+Two forms (``form``; ``sense`` is the default):
 
 * ``coils``: maps-free, as in the original papers: the network outputs all C coil images
   (2C channels) and is fitted through :class:`~mri_genprior.physics.CoilPhysics`; the
