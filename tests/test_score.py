@@ -17,7 +17,8 @@ from mri_genprior.priors.denoiser import ScoreUNet, complex_denoiser, karras_sig
 from mri_genprior.priors.networks import DCGANGenerator
 from mri_genprior.recon import MaskSpec, ReconOptions, reconstruct_volume
 from mri_genprior.solvers import make_method
-from mri_genprior.solvers.samplers import SAMPLERS, batched_cg
+from mri_genprior.physics.operators import batched_cg
+from mri_genprior.solvers.posterior import DecomposedDiffusion, DiffusionPosterior, Langevin
 
 
 def gaussian_problem(samples=2000):
@@ -45,25 +46,24 @@ def gaussian_problem(samples=2000):
 
 
 # sampler, options, levels, max |mean error| / posterior std, range of std ratio (measured: see docs/score.md)
-CASES = [("langevin", {}, 200, 0.8, (0.95, 1.3)),
-         ("dds", {"sigma_data": 0.7}, 50, 1.0, (0.9, 1.3)),
-         ("dps", {"zeta": 0.3}, 100, 0.7, (0.9, 1.3))]
+CASES = [(Langevin, {}, 200, 0.8, (0.95, 1.3)),
+         (DecomposedDiffusion, {"sigma_data": 0.7}, 50, 1.0, (0.9, 1.3)),
+         (DiffusionPosterior, {"zeta": 0.3}, 100, 0.7, (0.9, 1.3))]
 
 
-@pytest.mark.parametrize("name,options,levels,mean_tol,std_range", CASES, ids=[c[0] for c in CASES])
-def test_samplers_match_the_exact_gaussian_posterior(name, options, levels, mean_tol, std_range):
+@pytest.mark.parametrize("cls,options,levels,mean_tol,std_range", CASES, ids=[c[0].__name__ for c in CASES])
+def test_samplers_match_the_exact_gaussian_posterior(cls, options, levels, mean_tol, std_range):
     op, y, gamma, denoise, mean, std = gaussian_problem()
-    noise = () if name == "dps" else (gamma,)
-    draws = SAMPLERS[name](denoise, op, y, karras_sigmas(levels, 20.0, 0.01), *noise,
-                           torch.Generator().manual_seed(0), **options).reshape(len(y), -1).to(torch.complex128)
+    sampler = cls(prior="(the exact Gaussian prior's denoiser)", **options)
+    draws = sampler.draw(denoise, op, y, karras_sigmas(levels, 20.0, 0.01), gamma,
+                         torch.Generator().manual_seed(0)).reshape(len(y), -1).to(torch.complex128)
     error = (draws.mean(0) - mean).abs() / std
     ratio = draws.real.std(0) / std
     assert error.max() < mean_tol, error.max()
     assert std_range[0] < ratio.median() < std_range[1] and ratio.min() > 0.8 * std_range[0], ratio
-    again = SAMPLERS[name](denoise, op, y[:3], karras_sigmas(5, 20.0, 0.01), *(n[:3] for n in noise),
-                           torch.Generator().manual_seed(7), **options)
-    assert torch.equal(again, SAMPLERS[name](denoise, op, y[:3], karras_sigmas(5, 20.0, 0.01), *(n[:3] for n in noise),
-                                             torch.Generator().manual_seed(7), **options))
+    again = [sampler.draw(denoise, op, y[:3], karras_sigmas(5, 20.0, 0.01), gamma[:3], torch.Generator().manual_seed(7))
+             for _ in range(2)]
+    assert torch.equal(*again)
 
 
 def test_batched_cg_solves_each_system():
@@ -125,8 +125,8 @@ def test_posterior_method_mean_std_and_errors(tmp_path, device):
         make_method("dds", prior=str(gan)).reconstruct(y, physics)
     with pytest.raises(MriGenpriorError, match="is a score prior"):
         make_method("csgm", prior=str(ckpt), steps=2).reconstruct(y, physics)
-    with pytest.raises(MriGenpriorError, match="has no sampler"):
-        make_method("dds", prior=str(ckpt), sampler="euler")
+    with pytest.raises(MriGenpriorError, match="method dds has no parameter 'zeta'"):
+        make_method("dds", prior=str(ckpt), zeta=1.0)  # each sampler takes its own settings only
 
 
 def test_noise_estimate_from_kspace_edges():

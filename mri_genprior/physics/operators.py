@@ -11,6 +11,7 @@ operators. :meth:`~Operator.adjointness_test` checks the adjoint numerically.
 
 from __future__ import annotations
 
+import abc
 from typing import Callable, Optional, Sequence, Tuple
 
 import numpy as np
@@ -46,6 +47,31 @@ def squared_norms(x: torch.Tensor) -> torch.Tensor:
     if x.is_complex():
         x = torch.view_as_real(x.resolve_conj())
     return x.square().flatten(1).sum(1)
+
+
+def norms(x: torch.Tensor) -> torch.Tensor:
+    """Per-item 2-norms ``(B,)`` of a ``(B, ...)`` tensor."""
+    return squared_norms(x).sqrt()
+
+
+def _per_item(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """``(B,)`` values shaped to broadcast against ``like`` ``(B, ...)``."""
+    return v.view((-1,) + (1,) * (like.ndim - 1))
+
+
+def batched_cg(normal: Callable[[torch.Tensor], torch.Tensor], b: torch.Tensor, x: torch.Tensor,
+               steps: int) -> torch.Tensor:
+    """``steps`` conjugate-gradient iterations for ``normal(x) = b`` from ``x``, each item of
+    the batch its own Hermitian positive (semi-)definite system (e.g. ``AᴴA + μI``)."""
+    r = b - normal(x)
+    p, rs = r, squared_norms(r)
+    for _ in range(steps):
+        q = normal(p)
+        alpha = rs / (p.conj() * q).real.flatten(1).sum(1).clamp_min(1e-30)
+        x, r = x + _per_item(alpha, p) * p, r - _per_item(alpha, q) * q
+        rs_new = squared_norms(r)
+        p, rs = r + _per_item(rs_new / rs.clamp_min(1e-30), r) * p, rs_new
+    return x
 
 
 def residual_misfit(forward: Callable, y: torch.Tensor, held: Optional[torch.Tensor] = None) -> Callable:
@@ -90,11 +116,12 @@ def to_channels(x: torch.Tensor) -> torch.Tensor:
     return torch.stack([x.real, x.imag], dim=1)
 
 
-class Operator:
+class Operator(abc.ABC):
     """A linear operator on batched complex tensors (see the module docstring).
 
     Subclasses set ``ishape`` and ``oshape`` (per-item shapes, without the batch axis)
-    and implement :meth:`forward` and :meth:`adjoint`.
+    and implement :meth:`forward` and :meth:`adjoint`; the linear algebra every solver
+    needs (:meth:`norm_sq`, :meth:`adjointness_test`, the data :meth:`misfit`) comes with it.
     """
 
     ishape: Tuple[int, ...] = ()
@@ -102,13 +129,24 @@ class Operator:
     device: torch.device = torch.device("cpu")
     dtype: torch.dtype = torch.complex64
 
+    @abc.abstractmethod
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, *ishape) -> (B, *oshape)``."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def adjoint(self, y: torch.Tensor) -> torch.Tensor:
         """``(B, *oshape) -> (B, *ishape)``."""
-        raise NotImplementedError
+
+    def norm_sq(self, batch: int, rng: torch.Generator, iterations: int = 20) -> torch.Tensor:
+        """``‖A‖²`` of each of ``batch`` items (the largest eigenvalue of AᴴA), ``(batch,)``,
+        by ``iterations`` steps of power iteration from a random start drawn from ``rng``."""
+        x = complex_randn((batch,) + tuple(self.ishape), rng, self.device)
+        value = torch.ones(batch, device=self.device)
+        for _ in range(iterations):
+            x = self.adjoint(self.forward(x))
+            value = norms(x)
+            x = x / _per_item(value.clamp_min(1e-30), x)
+        return value
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward(x)

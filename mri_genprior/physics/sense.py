@@ -16,6 +16,7 @@ and the output convention (how an image becomes the magnitude that is written).
 
 from __future__ import annotations
 
+import abc
 from typing import Optional, Sequence, Tuple
 
 import numpy as np
@@ -56,21 +57,21 @@ class Physics(Operator):
         raise MriGenpriorError(f"{type(self).__name__}: maps-free (coil-image) methods need Cartesian "
                                "multi-coil k-space (SensePhysics)")
 
+    @abc.abstractmethod
     def linop(self, index: int):
         """The SigPy ``Linop`` of slice ``index`` (arrays on this physics' device)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def select(self, index: Sequence[int]) -> "Physics":
         """The physics of the slices ``index`` (repeats allowed: restarts)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def calibration_phase(self, y: torch.Tensor) -> torch.Tensor:
         """Phase ``(B, H, W)`` of the image of the calibration data (magnitude priors)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def zero_filled(self, y: torch.Tensor) -> torch.Tensor:
         """The zero-filled image ``(B, H, W)`` of measurements ``y``."""
-        raise NotImplementedError
 
     def validation_folds(self, y: torch.Tensor, folds: int, rng: torch.Generator) -> torch.Tensor:
         """``folds`` disjoint sets of measured samples for cross-validation, as a boolean
@@ -89,7 +90,10 @@ class Physics(Operator):
         """Estimated k-space noise standard deviation per real component, ``(B,)``."""
         raise MriGenpriorError(f"{type(self).__name__} cannot estimate the k-space noise: give it as a number")
 
-    has_coil_kspace: bool = False  # whether :meth:`coil_kspace` exists here
+    @property
+    def has_coil_kspace(self) -> bool:
+        """Whether :meth:`coil_kspace` exists here (Cartesian SENSE with maps, or coil images)."""
+        return False
 
     def require_coil_kspace(self) -> None:
         """Raise unless this physics has :meth:`coil_kspace` (Cartesian SENSE with maps, or coil images)."""
@@ -413,7 +417,9 @@ class CoilPhysics(SensePhysics):
     """
 
     unknown = "coil images"
-    has_coil_kspace = True
+    @property
+    def has_coil_kspace(self) -> bool:
+        return True
 
     def __init__(self, weights: torch.Tensor, coils: int, calibration_width: Optional[int] = None,
                  coil_mix: Optional[torch.Tensor] = None, floor: Optional[torch.Tensor] = None):

@@ -13,7 +13,7 @@ from typing import Dict, Type
 from .. import MriGenpriorError
 from .base import Method, Result
 from .classical import SigpyRecon, ZeroFilled
-from .posterior import PosteriorSampling
+from .posterior import AnnealedPublished, DecomposedDiffusion, DiffusionPosterior, Langevin, PredictorCorrector
 from .scan_specific import ZeroShotSSL
 from .trained import TrainedPrior
 from .untrained import UntrainedPrior
@@ -66,15 +66,13 @@ register("convdecoder", UntrainedPrior, "untrained 3×3 decoder (Darestani & Hec
 register("dip", UntrainedPrior, "untrained encoder-decoder from noise (Ulyanov et al., CVPR 2018)",
          network="dip", channels=32, layers=3, kernel_size=3, lr=0.01)
 register("zs-ssl", ZeroShotSSL, "unrolled network trained on the scan's own k-space (Yaman et al., ICLR 2022)")
-register("dds", PosteriorSampling, "score prior, Tweedie + CG data consistency (Chung et al., ICLR 2024)")
-register("dps", PosteriorSampling, "score prior, diffusion posterior sampling (Chung et al., ICLR 2023)",
-         sampler="dps", levels=100)
-register("langevin", PosteriorSampling, "score prior, annealed Langevin (Jalal et al., NeurIPS 2021)",
-         sampler="langevin", levels=100)
-register("annealed", PosteriorSampling, "score prior, Jalal et al.'s own published Langevin sampler and schedule",
-         sampler="annealed", schedule="geometric", levels=1155, sigma_max=1.2318, sigma_min=0.0066, samples=1)
-register("pc", PosteriorSampling, "score prior, Chung & Ye's predictor-corrector for the VE-SDE (MedIA 2022)",
-         sampler="pc", schedule="geometric", levels=2000, sigma_max=378.0, sigma_min=0.01, samples=1)
+register("dds", DecomposedDiffusion, "score prior, Tweedie + CG data consistency (Chung et al., ICLR 2024)")
+register("dps", DiffusionPosterior, "score prior, diffusion posterior sampling (Chung et al., ICLR 2023)", levels=100)
+register("langevin", Langevin, "score prior, annealed Langevin (Jalal et al., NeurIPS 2021)", levels=100)
+register("annealed", AnnealedPublished, "score prior, Jalal et al.'s own published Langevin sampler and schedule",
+         schedule="geometric", levels=1155, sigma_max=1.2318, sigma_min=0.0066, samples=1)
+register("pc", PredictorCorrector, "score prior, Chung & Ye's predictor-corrector for the VE-SDE (MedIA 2022)",
+         schedule="geometric", levels=2000, sigma_max=378.0, sigma_min=0.01, samples=1)
 
 
 def _convert(default, value):

@@ -49,44 +49,83 @@ class ZeroFilled(Method):
         return Result(physics.zero_filled(y).cpu().numpy())
 
 
-def _l2(shape, lamda):
-    return {"lamda": lamda}
-
-
 WAVELET = "db4"  # the wavelet regularizer's transform (wavelet_span reads its levels from the same name)
 
 
-def _wavelet(shape, lamda):
-    import sigpy as sp
+class Regularizer:
+    """``R_λ`` of ``min_x ½‖A x − y‖² + R_λ(x)``, as the keyword terms of SigPy's
+    ``LinearLeastSquares`` (which picks its solver from them)."""
 
-    wavelet = sp.linop.Wavelet(shape, wave_name=WAVELET)
+    spins = False  # whether its proximal operator depends on the image's position (cycle spinning helps)
 
-    def g(x):
-        with sp.get_device(x):
-            return lamda * sp.get_array_module(x).sum(abs(wavelet(x))).item()
+    def terms(self, shape, lamda: float) -> dict:
+        """The solver's keywords for images of ``shape`` at weight ``lamda``."""
+        return {"lamda": lamda}
 
-    return {"proxg": sp.prox.UnitaryTransform(sp.prox.L1Reg(wavelet.oshape, lamda), wavelet), "g": g}
+    def step_operator(self, linop):
+        """The operator whose largest eigenvalue sets the solver's step (None: none needed)."""
+        return None
 
-
-def _tv(shape, lamda):
-    """TV's terms for ``LinearLeastSquares``. The dual variable of λ‖·‖₁ is bounded by λ
-    while the image is of order 1, so the dual step scales as √λ. On the 8-coil
-    development brain at 8×, 100 iterations left the objective 0.5 %, 0.6 %, 9 % above its
-    minimum at λ = 1e-2, 1e-3, 1e-4, where SigPy's σ = 1 left 8 %, 20 %, 36 % (and still
-    0.04 %, 0.9 %, 3 % after 1600 iterations)."""
-    import sigpy as sp
-
-    gradient = sp.linop.FiniteDifference(shape)
-
-    def g(x):
-        with sp.get_device(x):
-            return lamda * sp.get_array_module(x).sum(abs(x)).item()
-
-    return {"proxg": sp.prox.L1Reg(gradient.oshape, lamda), "g": g, "G": gradient,
-            "sigma": lamda ** 0.5 if lamda > 0 else 1.0}  # 1.0: SigPy's σ (λ = 0: least squares)
+    def step(self, terms: dict, bound: float) -> dict:
+        """The solver's step keywords from ``bound``, that largest eigenvalue."""
+        return {}
 
 
-REGULARIZERS = {"l2": _l2, "wavelet": _wavelet, "tv": _tv}
+class Tikhonov(Regularizer):
+    """``λ‖x‖²``: conjugate gradient on the normal equations (SigPy's ``SenseRecon``)."""
+
+
+class WaveletL1(Regularizer):
+    """``λ‖Ψx‖₁``, Ψ the :data:`WAVELET` transform: proximal gradient, step 1/‖A‖² (SigPy's
+    ``L1WaveletRecon``)."""
+
+    spins = True
+
+    def terms(self, shape, lamda):
+        import sigpy as sp
+
+        wavelet = sp.linop.Wavelet(shape, wave_name=WAVELET)
+
+        def g(x):
+            with sp.get_device(x):
+                return lamda * sp.get_array_module(x).sum(abs(wavelet(x))).item()
+
+        return {"proxg": sp.prox.UnitaryTransform(sp.prox.L1Reg(wavelet.oshape, lamda), wavelet), "g": g}
+
+    def step_operator(self, linop):
+        return linop
+
+    def step(self, terms, bound):
+        return {"alpha": 1 / bound}
+
+
+class TotalVariation(Regularizer):
+    """``λ‖∇x‖₁``: primal-dual hybrid gradient (SigPy's ``TotalVariationRecon``) with dual step
+    σ = √λ (the dual variable of λ‖·‖₁ is bounded by λ while the image is of order 1) and
+    primal step 1 / (σ‖[A; ∇]‖²)."""
+
+    def terms(self, shape, lamda):
+        import sigpy as sp
+
+        gradient = sp.linop.FiniteDifference(shape)
+
+        def g(x):
+            with sp.get_device(x):
+                return lamda * sp.get_array_module(x).sum(abs(x)).item()
+
+        return {"proxg": sp.prox.L1Reg(gradient.oshape, lamda), "g": g, "G": gradient,
+                "sigma": lamda ** 0.5 if lamda > 0 else 1.0}  # 1.0: SigPy's σ (λ = 0: least squares)
+
+    def step_operator(self, linop):
+        import sigpy as sp
+
+        return sp.linop.Vstack([linop, sp.linop.FiniteDifference(linop.ishape)])
+
+    def step(self, terms, bound):
+        return {"tau": 1 / (terms["sigma"] * bound)}
+
+
+REGULARIZERS = {"l2": Tikhonov(), "wavelet": WaveletL1(), "tv": TotalVariation()}
 
 
 class CycleSpin:
@@ -187,14 +226,15 @@ def ladder_done(errors) -> bool:
 
 def step_bound(linop, regularizer: str):
     """The λ-independent quantity that sets the step of ``regularizer``'s solver on ``linop``:
-    the largest eigenvalue of ``AᴴA`` (proximal gradient, step 1/L) or of ``AᴴA + ∇ᴴ∇``
-    (primal-dual, primal step 1/(σL)), by SigPy's power iteration; None for conjugate
-    gradient (``l2``). Computed once per operator, it spares every solve on it its own."""
+    the largest eigenvalue of its :meth:`Regularizer.step_operator`'s normal operator
+    (``AᴴA`` for proximal gradient, ``AᴴA + ∇ᴴ∇`` for primal-dual), by SigPy's power
+    iteration; None where no step is needed (conjugate gradient). Computed once per
+    operator, it spares every solve on it its own."""
     import sigpy as sp
 
-    if regularizer == "l2":
+    stacked = REGULARIZERS[regularizer].step_operator(linop)
+    if stacked is None:
         return None
-    stacked = sp.linop.Vstack([linop, sp.linop.FiniteDifference(linop.ishape)]) if regularizer == "tv" else linop
     return sp.app.MaxEig(stacked.N, dtype=np.complex64, device=sp.get_device(stacked), show_pbar=False).run()
 
 
@@ -204,9 +244,9 @@ def _solve(linop, y, regularizer: str, lamda: float, max_iter: int, *, x=None, s
     ``bound`` (:func:`step_bound` of ``linop``), the step from it instead of a power iteration."""
     import sigpy as sp
 
-    terms = REGULARIZERS[regularizer](linop.ishape, lamda)
+    terms = REGULARIZERS[regularizer].terms(linop.ishape, lamda)
     if bound is not None:
-        terms.update({"alpha": 1 / bound} if regularizer == "wavelet" else {"tau": 1 / (terms["sigma"] * bound)})
+        terms.update(REGULARIZERS[regularizer].step(terms, bound))
     if spin is not None:
         terms["proxg"] = CycleSpin(terms["proxg"], wavelet_span(linop.ishape), spin)
     x = None if x is None else x.copy()
@@ -234,7 +274,7 @@ class SigpyRecon(Method):
     rung's quarter-decade neighbours (:data:`REFINE_STEP`), and of the three the largest λ
     whose held-out error is within 2 % (:data:`REFINE_TOLERANCE`) of the lowest wins: the
     half-decade rungs alone missed the SSIM-best λ by a rung where the error curve is flat,
-    and near-ties favour the smoother image (docs/real_data.md, "λ refinement").
+    and near-ties favour the smoother image (docs/real_data.md, "λ").
     The final solve uses every sample, from zero or from the warm-started folds' mean at
     the chosen λ. With ``start="auto"`` the folds are also solved at that λ with the start
     the ladder did not use (from zero after a warm ladder; after a zero ladder, a warm
@@ -277,7 +317,7 @@ class SigpyRecon(Method):
         if self.refine and self.ladder != "zero":
             raise MriGenpriorError("parameter refine: applies to ladder=zero (the neighbours are solved from zero, "
                                    "as that ladder's rungs); add refine=false")
-        if self.cycle_spin and self.regularizer != "wavelet":
+        if self.cycle_spin and not REGULARIZERS[self.regularizer].spins:
             raise MriGenpriorError(f"parameter cycle_spin: applies to the wavelet regularizer only, "
                                    f"not {self.regularizer!r}")
         if self.max_iter < 1:

@@ -42,6 +42,7 @@ from torch import nn
 from .. import MriGenpriorError
 from ..physics.operators import squared_norms
 from ..progress import iterate
+from .classical import WAVELET
 
 
 def to_complex(out: torch.Tensor) -> torch.Tensor:
@@ -132,7 +133,7 @@ class WaveletSparsity:
         from ..physics import SigpyOperator
 
         self.lamda = lamda
-        self.transform = SigpyOperator(sp.linop.Wavelet(tuple(grid), wave_name="db4"), device)
+        self.transform = SigpyOperator(sp.linop.Wavelet(tuple(grid), wave_name=WAVELET), device)
 
     def __call__(self, nu: torch.Tensor) -> torch.Tensor:
         return self.lamda * self.transform.forward(nu).abs().flatten(1).sum(1)

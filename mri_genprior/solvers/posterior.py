@@ -1,7 +1,8 @@
-"""Posterior sampling with a score (denoiser) prior: ``langevin``, ``dps`` and ``dds``.
+"""Posterior sampling with a score (denoiser) prior: ``langevin``, ``dps``, ``dds``, ``annealed``, ``pc``.
 
-``PosteriorSampling`` draws ``samples`` posterior samples per slice with the sampler of
-:mod:`.samplers`, all slices × samples in one batch, and returns
+``PosteriorSampling`` draws ``samples`` posterior samples per slice with one sampler of
+:mod:`.samplers` (one subclass each, with its own settings), all slices × samples in one
+batch, and returns
 
 * ``images``: the posterior mean (complex; the pipeline applies the physics' output
   convention to it, as for every method),
@@ -27,6 +28,7 @@ in the volume.
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import hashlib
 from typing import Union
@@ -38,7 +40,7 @@ from .. import MriGenpriorError
 from ..priors import SCORE_ARCHITECTURES
 from ..priors.denoiser import complex_denoiser, geometric_sigmas, karras_sigmas
 from .base import Method, Result, number_or_auto
-from .samplers import SAMPLERS, USES_NOISE
+from .samplers import annealed, dds, dps, langevin, pc
 from .trained import cached_prior
 
 
@@ -91,33 +93,23 @@ def score_prior(path: str, device):
 
 @dataclasses.dataclass
 class PosteriorSampling(Method):
-    """Posterior samples of a score prior (see the module docstring and :mod:`.samplers`)."""
+    """Posterior samples of a score prior (see the module docstring); one subclass per sampler
+    of :mod:`.samplers`, with that sampler's own settings, implements :meth:`draw`."""
 
     takes_prior = True
+    per_level = 1               # network evaluations per noise level
     prior: str = ""
-    sampler: str = "dds"
     samples: int = 4            # posterior samples per slice (mean and std over them)
-    levels: int = 50            # noise levels (the NFE of dps and dds; langevin: × steps_per_level)
+    levels: int = 50            # noise levels
     sigma_max: float = 10.0
     sigma_min: float = 0.01
     noise: Union[float, str] = "auto"  # k-space noise std per real component (scaled units), or auto
     schedule: str = "karras"    # noise levels: karras (ρ = 7) or geometric (the published NCSN schedules)
-    steps_per_level: int = 3    # langevin, annealed
-    step: float = 0.5           # langevin: step as a fraction of the inverse curvature bound
-    zeta: float = 1.0           # dps: gradient step
-    cg_steps: int = 5           # dds: CG steps per level; pc: CG steps per data consistency
-    eta: float = 1.0            # dds: DDIM η (1: ancestral)
-    step_lr: float = 5e-5       # annealed: step at the last level
-    mse: float = 5.0            # annealed: data gradient norm / score norm
-    snr: float = 0.16           # pc: corrector signal-to-noise ratio
-    corrector_steps: int = 1    # pc
     seed: int = 0
 
     def __post_init__(self):
         if not self.prior:
             raise MriGenpriorError("needs a score prior checkpoint: --prior CKPT (mri-genprior train --model score)")
-        if self.sampler not in SAMPLERS:
-            raise MriGenpriorError(f"has no sampler {self.sampler!r}; choose from {', '.join(SAMPLERS)}")
         if self.schedule not in SCHEDULES:
             raise MriGenpriorError(f"has no noise schedule {self.schedule!r}; choose from {', '.join(SCHEDULES)}")
         if self.samples < 1 or self.levels < 1:
@@ -127,16 +119,12 @@ class PosteriorSampling(Method):
     @property
     def nfe(self) -> int:
         """Network evaluations per sample."""
-        per_level = {"langevin": self.steps_per_level, "annealed": self.steps_per_level,
-                     "pc": self.corrector_steps + 1}
-        return self.levels * per_level.get(self.sampler, 1)
+        return self.levels * self.per_level
 
-    def _options(self) -> dict:
-        return {"langevin": {"steps_per_level": self.steps_per_level, "step": self.step},
-                "dps": {"zeta": self.zeta}, "dds": {"cg_steps": self.cg_steps, "eta": self.eta},
-                "annealed": {"steps_per_level": self.steps_per_level, "step_lr": self.step_lr, "mse": self.mse},
-                "pc": {"snr": self.snr, "corrector_steps": self.corrector_steps, "cg_steps": self.cg_steps},
-                }[self.sampler]
+    @abc.abstractmethod
+    def draw(self, denoise, op, y: torch.Tensor, sigmas, gamma: torch.Tensor, rng) -> torch.Tensor:
+        """Samples ``(N, H, W)`` for the measurements ``y`` ``(N, ...)`` of ``op`` with noise std
+        ``gamma`` ``(N,)``, at noise levels ``sigmas``, from the generators ``rng``."""
 
     def reconstruct(self, y, physics) -> Result:
         network, config = score_prior(self.prior, physics.device)
@@ -150,19 +138,89 @@ class PosteriorSampling(Method):
         index = torch.arange(b, device=y.device).repeat_interleave(k)
         replicas = physics.select(index.tolist())
         sigmas = SCHEDULES[self.schedule](self.levels, self.sigma_max, self.sigma_min)
-        noise_args = (gamma[index],) if self.sampler in USES_NOISE else ()
         slices = [item.tobytes() for item in y.detach().cpu().numpy()]  # one copy to the host per batch
         rng = [torch.Generator().manual_seed(draw_seed(self.seed, data, j)) for data in slices for j in range(k)]
         with torch.no_grad():
-            draws = SAMPLERS[self.sampler](denoise, replicas, scaled[index], sigmas, *noise_args, rng,
-                                           **self._options())
+            draws = self.draw(denoise, replicas, scaled[index], sigmas, gamma[index], rng)
         draws = draws * scale[index].view((-1,) + (1,) * (draws.ndim - 1))
         shape = (b, k) + tuple(draws.shape[1:])
         mean = draws.view(shape).mean(1)
         outputs = replicas.output(draws.cpu().numpy(), y[index])
         outputs = outputs.reshape((b, k) + outputs.shape[1:])
         std = outputs.std(1, ddof=1) if k > 1 else np.zeros_like(outputs[:, 0])
-        diagnostics = [{"method": self.name, "sampler": self.sampler, "samples": k, "nfe": self.nfe,
+        diagnostics = [{"method": self.name, "sampler": type(self).__name__, "samples": k, "nfe": self.nfe,
                         "noise_std": float(gamma[i] * scale[i]), "prior": config["architecture"],
                         "prior_normalisation": normalisation, "prior_scale": float(scale[i])} for i in range(b)]
         return Result(mean.cpu().numpy(), std.astype(np.float32), diagnostics)
+
+
+@dataclasses.dataclass
+class Langevin(PosteriorSampling):
+    """Annealed Langevin dynamics with the annealed likelihood (:func:`.samplers.langevin`)."""
+
+    steps_per_level: int = 3
+    step: float = 0.5           # as a fraction of the inverse curvature bound
+
+    @property
+    def per_level(self) -> int:
+        return self.steps_per_level
+
+    def draw(self, denoise, op, y, sigmas, gamma, rng):
+        return langevin(denoise, op, y, sigmas, gamma, rng, steps_per_level=self.steps_per_level, step=self.step)
+
+
+@dataclasses.dataclass
+class DiffusionPosterior(PosteriorSampling):
+    """Diffusion posterior sampling (:func:`.samplers.dps`): needs no noise std."""
+
+    zeta: float = 1.0           # gradient step
+
+    def draw(self, denoise, op, y, sigmas, gamma, rng):
+        return dps(denoise, op, y, sigmas, rng, zeta=self.zeta)
+
+
+@dataclasses.dataclass
+class DecomposedDiffusion(PosteriorSampling):
+    """Decomposed diffusion sampling (:func:`.samplers.dds`)."""
+
+    cg_steps: int = 5           # CG steps per level
+    eta: float = 1.0            # DDIM η (1: ancestral)
+    sigma_data: float = 0.5     # prior std σ_d of x₀ given x in the data-consistency weight
+
+    def draw(self, denoise, op, y, sigmas, gamma, rng):
+        return dds(denoise, op, y, sigmas, gamma, rng, cg_steps=self.cg_steps, eta=self.eta,
+                   sigma_data=self.sigma_data)
+
+
+@dataclasses.dataclass
+class AnnealedPublished(PosteriorSampling):
+    """Jalal et al.'s published Langevin sampler (:func:`.samplers.annealed`): needs no noise std."""
+
+    steps_per_level: int = 3
+    step_lr: float = 5e-5       # step at the last level
+    mse: float = 5.0            # data gradient norm / score norm
+
+    @property
+    def per_level(self) -> int:
+        return self.steps_per_level
+
+    def draw(self, denoise, op, y, sigmas, gamma, rng):
+        return annealed(denoise, op, y, sigmas, rng, steps_per_level=self.steps_per_level, step_lr=self.step_lr,
+                        mse=self.mse)
+
+
+@dataclasses.dataclass
+class PredictorCorrector(PosteriorSampling):
+    """Chung & Ye's predictor-corrector for the VE-SDE (:func:`.samplers.pc`): needs no noise std."""
+
+    snr: float = 0.16           # corrector signal-to-noise ratio
+    corrector_steps: int = 1
+    cg_steps: int = 5           # CG steps per data consistency
+
+    @property
+    def per_level(self) -> int:
+        return self.corrector_steps + 1
+
+    def draw(self, denoise, op, y, sigmas, gamma, rng):
+        return pc(denoise, op, y, sigmas, rng, snr=self.snr, corrector_steps=self.corrector_steps,
+                  cg_steps=self.cg_steps)

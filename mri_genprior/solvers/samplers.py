@@ -51,52 +51,22 @@ from typing import Callable, Sequence
 
 import torch
 
-from ..physics.operators import Operator, complex_randn
+from ..physics.operators import Operator, batched_cg, complex_randn, norms
 from ..priors.denoiser import ddim_step
 from ..progress import iterate
 
 Denoiser = Callable[[torch.Tensor, float], torch.Tensor]
 
 
-def _norms(t: torch.Tensor) -> torch.Tensor:
-    """Per-sample 2-norm ``(N,)`` of a batch."""
-    return t.abs().pow(2).flatten(1).sum(1).sqrt()
-
-
 def _col(v: torch.Tensor) -> torch.Tensor:
     return v[:, None, None]
-
-
-def operator_norm_sq(op: Operator, shape: Sequence[int], rng, device, iterations: int = 20) -> torch.Tensor:
-    """``‖A‖²`` of each item's operator (largest eigenvalue of AᴴA), ``(N,)``, by power iteration."""
-    x = complex_randn(shape, rng, device)
-    value = torch.ones(shape[0], device=device)
-    for _ in range(iterations):
-        x = op.adjoint(op.forward(x))
-        value = _norms(x)
-        x = x / _col(value.clamp_min(1e-30))
-    return value
-
-
-def batched_cg(normal: Callable[[torch.Tensor], torch.Tensor], b: torch.Tensor, x: torch.Tensor,
-               steps: int) -> torch.Tensor:
-    """``steps`` conjugate-gradient iterations for ``normal(x) = b`` from ``x``, each sample of the batch its own system."""
-    r = b - normal(x)
-    p, rs = r, _norms(r) ** 2
-    for _ in range(steps):
-        q = normal(p)
-        alpha = rs / (p.conj() * q).real.flatten(1).sum(1).clamp_min(1e-30)
-        x, r = x + _col(alpha) * p, r - _col(alpha) * q
-        rs_new = _norms(r) ** 2
-        p, rs = r + _col(rs_new / rs.clamp_min(1e-30)) * p, rs_new
-    return x
 
 
 def langevin(denoise: Denoiser, op: Operator, y: torch.Tensor, sigmas: Sequence[float], gamma: torch.Tensor,
              rng: torch.Generator, steps_per_level: int = 3, step: float = 0.5) -> torch.Tensor:
     """Annealed Langevin posterior samples (see the module docstring)."""
     shape = (y.shape[0],) + tuple(op.ishape)
-    lipschitz = _col(operator_norm_sq(op, shape, rng, y.device))
+    lipschitz = _col(op.norm_sq(y.shape[0], rng))
     x = sigmas[0] * complex_randn(shape, rng, y.device)
     g2 = _col(gamma.to(y.device) ** 2)
     for sigma in iterate(sigmas, "langevin", unit="level"):
@@ -117,7 +87,7 @@ def dps(denoise: Denoiser, op: Operator, y: torch.Tensor, sigmas: Sequence[float
         x = x.detach().requires_grad_(True)
         with torch.enable_grad():
             x0 = denoise(x, sigma)
-            residual = _norms(y - op.forward(x0))
+            residual = norms(y - op.forward(x0))
             grad, = torch.autograd.grad((residual ** 2).sum(), x)
         return x0.detach(), residual.detach(), grad
 
@@ -164,7 +134,7 @@ def annealed(denoise: Denoiser, op: Operator, y: torch.Tensor, sigmas: Sequence[
         for _ in range(steps_per_level):
             score = (denoise(x, sigma) - x) / sigma ** 2
             grad = op.adjoint(op.forward(x) - y)
-            grad = grad * _col(mse * _norms(score) / _norms(grad).clamp_min(1e-30))
+            grad = grad * _col(mse * norms(score) / norms(grad).clamp_min(1e-30))
             x = x + alpha * (score - grad) + (2 * alpha) ** 0.5 * complex_randn(shape, rng, y.device)
     return x
 
@@ -183,7 +153,7 @@ def pc(denoise: Denoiser, op: Operator, y: torch.Tensor, sigmas: Sequence[float]
     for sigma, sigma_next in iterate(list(zip(sigmas, list(sigmas[1:]) + [0.0])), "pc", unit="level"):
         for _ in range(corrector_steps):
             score, z = (denoise(x, sigma) - x) / sigma ** 2, complex_randn(shape, rng, y.device)
-            eps = 2 * (snr * _norms(z) / _norms(score).clamp_min(1e-30)) ** 2
+            eps = 2 * (snr * norms(z) / norms(score).clamp_min(1e-30)) ** 2
             x = x + _col(eps) * score + _col((2 * eps).sqrt()) * z
         x = consistent(x)
         drop = sigma ** 2 - sigma_next ** 2
@@ -192,5 +162,3 @@ def pc(denoise: Denoiser, op: Operator, y: torch.Tensor, sigmas: Sequence[float]
     return mean
 
 
-SAMPLERS = {"langevin": langevin, "dps": dps, "dds": dds, "annealed": annealed, "pc": pc}
-USES_NOISE = ("langevin", "dds")  # the samplers that take the k-space noise std γ

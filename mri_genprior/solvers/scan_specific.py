@@ -46,10 +46,10 @@ from torch import nn
 
 from .. import MriGenpriorError
 from ..physics import HybridSense, SensePhysics
+from ..physics.operators import batched_cg
 from ..priors.networks import ResidualCNN, TotalVariationProx
 from ..progress import iterate
 from .base import Method, Result
-from .samplers import batched_cg
 
 
 class UnrolledNetwork(nn.Module):
