@@ -87,9 +87,10 @@ def main():
         for accel, fraction in SETTINGS:
             options = ReconOptions(MaskSpec("random", accel, fraction), device="cpu", progress=False)
 
-            def row(label, recon, seconds=float("nan")):
+            def row(label, recon, seconds=None):
                 m = volume_metrics(target, recon)
-                print(f"| {label} | {accel}x | {m['SSIM']:.3f} | {m['PSNR']:.2f} | {seconds:.0f} |", flush=True)
+                shown = "" if seconds is None else f"{seconds:.0f}"
+                print(f"| {label} | {accel}x | {m['SSIM']:.3f} | {m['PSNR']:.2f} | {shown} |", flush=True)
 
             if args.candidate == "tv-penalty":
                 for scale in args.scales:

@@ -15,8 +15,8 @@ import numpy as np
 
 from . import MriGenpriorError
 from .io import make_header_xml, write_kspace_file
+from .masks import centred
 from .physics import ifft2c_np, rss
-from .physics.preprocess import centred
 from .readers.arrays import sampling_mask, volume_array
 
 

@@ -71,6 +71,13 @@ def poisson_mask(shape: Tuple[int, int], acceleration: float, calib: int, seed: 
     return np.abs(mask).astype(np.float32)
 
 
+def centred(size: int, length: int) -> slice:
+    """The run of ``length`` indices of ``range(size)`` centred on the k-space centre
+    ``size // 2`` (for an even ``length``, one index more before the centre than after it):
+    where the calibration region of a centred mask lies."""
+    return slice(size // 2 - length // 2, size // 2 + (length + 1) // 2)
+
+
 def expand(mask: np.ndarray, shape: Tuple[int, int]) -> np.ndarray:
     """Broadcast a ``(W,)`` or ``(H, W)`` mask to ``(H, W)`` float32 weights."""
     mask = np.asarray(mask, dtype=np.float32)
@@ -145,8 +152,6 @@ def centre_calibration(kspace: np.ndarray, mask: np.ndarray) -> np.ndarray:
     calibration matrix, the calibration noise variance): the roll multiplies every coil image
     by the same linear phase, which they do not depend on.
     """
-    from .physics.preprocess import centred
-
     mask = np.asarray(mask) != 0
     if mask.ndim != 1:
         return kspace

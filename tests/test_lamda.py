@@ -66,11 +66,11 @@ def test_auto_lamda_starts_the_final_solve_from_zero_where_the_folds_predict_bet
     """After a warm ladder (SENSE's and TV's; L1-wavelet with ``ladder=warm``), on a
     synthetic 16-coil 96² scan at 8× (4 calibration lines): the final solve
     warm-started from the folds' mean measured 0.606 / 16.98 (zero-filled 0.384 / 16.77),
-    from zero at the same λ 0.648 / 19.38. The record says which start won and why; a
-    fixed ``start=zero`` (L1-wavelet's) gives the same output without solving the folds
-    from zero (that this is the solve at the chosen λ given with ``-p`` is checked below). (Without
-    cycle spinning, without L1-wavelet's refinement and with the weighted held-out errors, as
-    measured; spun, the warm start wins here.)"""
+    from zero at the same λ 0.648 / 19.38. The record says which start won and why, and the
+    output is the solve from zero at the chosen λ given with ``-p`` (the next test checks
+    that a fixed start solves no folds from the other one). (Without cycle spinning,
+    without L1-wavelet's refinement and with the weighted held-out errors, as measured;
+    spun, the warm start wins here.)"""
     from mri_genprior.experiments.synthetic import write_synthetic_file
     from mri_genprior.io import open_volume
 
@@ -78,17 +78,15 @@ def test_auto_lamda_starts_the_final_solve_from_zero_where_the_folds_predict_bet
     with open_volume(path) as volume:
         target = volume.read_target()
     spec = MaskSpec("random", 8, 0.04)
-    (recon, info), (fixed_start, fixed_start_info) = (
-        reconstruct_volume(path, make_method("l1-wavelet", ladder="warm", cycle_spin=False, refine=False,
-                                             weighted_holdout=True, **params),
-                           ReconOptions(spec, device="cpu", progress=False))
-        for params in ({"start": "auto"}, {}))
-    record, fixed_start_record = info["diagnostics"][0], fixed_start_info["diagnostics"][0]
+    options = ReconOptions(spec, device="cpu", progress=False)
+    recon, info = reconstruct_volume(path, make_method("l1-wavelet", ladder="warm", cycle_spin=False, refine=False,
+                                                       weighted_holdout=True, start="auto"), options)
+    record = info["diagnostics"][0]
     assert record["start"] == "zero"
     assert record["zero_start_error"] < min(record["validation_errors"]) < record["zero_filled_error"]
-    assert fixed_start_record["start"] == "zero" and "zero_start_error" not in fixed_start_record
-    assert fixed_start_record["lamda"] == record["lamda"]
-    np.testing.assert_allclose(fixed_start, recon, rtol=0, atol=1e-3 * float(np.abs(recon).max()))  # step size
+    fixed_lamda, _ = reconstruct_volume(path, make_method("l1-wavelet", lamda=record["lamda"], cycle_spin=False),
+                                        options)
+    np.testing.assert_allclose(fixed_lamda, recon, rtol=0, atol=1e-3 * float(np.abs(recon).max()))  # step size
     m, zf = (volume_metrics(target, x) for x in (
         recon, reconstruct_volume(path, make_method("zero-filled"),
                                   ReconOptions(spec, device="cpu", progress=False))[0]))
@@ -138,11 +136,27 @@ def test_after_a_zero_ladder_the_start_whose_folds_predict_better_wins(tmp_path,
     best = record["validation_errors"][record["ladder"].index(record["lamda"])]
     won = "warm" if record["warm_start_error"] < best else "zero"
     assert record["start"] == won
-    assert fixed_info["diagnostics"][0]["start"] == start and fixed_info["diagnostics"][0]["lamda"] == record["lamda"]
+    fixed_record = fixed_info["diagnostics"][0]
+    assert fixed_record["start"] == start and fixed_record["lamda"] == record["lamda"]
+    assert ("warm_start_error" in fixed_record) == (start == "warm")  # start=zero solves no warm folds
     if start == won:
         np.testing.assert_array_equal(auto, fixed)
     else:
         assert np.abs(auto - fixed).max() > 1e-3 * np.abs(fixed).max()
+
+
+def test_a_fixed_start_after_a_warm_ladder_solves_no_folds_from_zero(tmp_path):
+    """L1-wavelet's ``start=zero`` after ``ladder=warm`` keeps the ladder's λ and solves the
+    folds from zero at no λ (``start=auto`` does, and records their error)."""
+    from mri_genprior.experiments.synthetic import write_synthetic_file
+
+    path = write_synthetic_file(tmp_path / "s8_64.h5", [80], (64, 64), 8, 0.02, 0)
+    options = ReconOptions(MaskSpec("random", 8, 0.08), device="cpu", progress=False)
+    auto, fixed = (reconstruct_volume(path, make_method("l1-wavelet", ladder="warm", refine=False, max_iter=30,
+                                                        start=start), options)[1]["diagnostics"][0]
+                   for start in ("auto", "zero"))
+    assert "zero_start_error" in auto and "zero_start_error" not in fixed
+    assert fixed["start"] == "zero" and fixed["lamda"] == auto["lamda"]
 
 
 def test_the_final_solves_start_is_checked():

@@ -16,7 +16,7 @@ from mri_genprior.priors import load_checkpoint, save_checkpoint
 from mri_genprior.priors.networks import DCGANGenerator, DeepDecoder, ExpansiveReLU
 from mri_genprior.recon import MaskSpec, ReconOptions, prepare_batch, reconstruct_volume, volume_mask
 from mri_genprior.solvers import make_method
-from mri_genprior.solvers.latent import FitOptions, embed, fit
+from mri_genprior.solvers.latent import FitOptions, fit
 from mri_genprior.solvers.stages import ensemble_shrinkage, restart_std
 from mri_genprior.solvers.trained import cached_prior
 
@@ -159,11 +159,14 @@ def test_trained_prior_methods_run_and_fit_data(name, tmp_path, device):
     assert x.shape == (1, 16, 16) and np.isfinite(x).all()
 
 
-def test_embed_pads_and_crops_centrally():
+def test_crop_or_pad_pads_and_crops_tensors_centrally_as_arrays():
     x = torch.ones(1, 4, 4, dtype=torch.complex64)
-    big = embed(x, (8, 6))
+    big = crop_or_pad(x, (8, 6))
     assert big.shape == (1, 8, 6) and big.abs().sum() == 16 and big[0, 2:6, 1:5].abs().sum() == 16
-    assert torch.equal(embed(big, (4, 4)), x)
+    assert torch.equal(crop_or_pad(big, (4, 4)), x)
+    odd = torch.arange(35.0).reshape(1, 5, 7)
+    for shape in ((3, 4), (8, 9), (3, 9)):
+        np.testing.assert_array_equal(crop_or_pad(odd, shape).numpy(), crop_or_pad(odd.numpy(), shape))
 
 
 def test_checkpoint_round_trip_and_mismatch(tmp_path):

@@ -16,7 +16,7 @@ from mri_genprior.convert import add_noise, fold_field_of_view, lower_resolution
 from mri_genprior.io import open_volume
 from mri_genprior.metrics import volume_metrics
 from mri_genprior.physics import DEFAULT_MAPS, ifft2c_np
-from mri_genprior.physics.preprocess import centred
+from mri_genprior.masks import centred
 from mri_genprior.recon import MaskSpec, ReconOptions, reconstruct_volume
 from mri_genprior.solvers import make_method
 from mri_genprior.solvers.classical import LADDER

@@ -39,6 +39,7 @@ import numpy as np
 import torch
 
 from .. import MriGenpriorError
+from ..masks import calibration_region, centre_calibration, centred, expand
 
 
 def coil_combine(kspace: np.ndarray, mps: np.ndarray) -> np.ndarray:
@@ -64,7 +65,7 @@ JSENSE_LAMDA = 1e-2  # jsense: Tikhonov weight (SigPy normalises the data to uni
 def lowres_maps(kspace: np.ndarray, region: Tuple[int, int]) -> np.ndarray:
     """Maps ``(coils, H, W)`` complex64 from the centred ``region`` = (rows, columns) of
     ``kspace`` ``(coils, H, W)``: Hann-windowed coil images divided by their RSS."""
-    from .preprocess import centred, ifft2c_np, rss
+    from .preprocess import ifft2c_np, rss
 
     h, w = kspace.shape[-2:]
     window = np.zeros((h, w), np.float32)
@@ -89,7 +90,6 @@ def joint_maps(kspace: np.ndarray, mask: np.ndarray, region: Tuple[int, int], it
     import sigpy as sp
     import sigpy.mri as mr
 
-    from ..masks import expand
 
     weights = expand(mask, kspace.shape[-2:])
     width = max(2 * region[1], JOINT_LINES)
@@ -112,7 +112,6 @@ def coil_maps(kspace: np.ndarray, mask: np.ndarray, kind: str = DEFAULT_MAPS,
     MriGenpriorError
         Unknown ``kind``, or a calibration region narrower than :data:`MIN_CALIBRATION` lines.
     """
-    from ..masks import calibration_region, centre_calibration
 
     if kind not in MAPS:
         raise MriGenpriorError(f"unknown coil-map method {kind!r}; choose from {', '.join(MAPS)}")
@@ -155,7 +154,6 @@ def jsense_maps(kspace: np.ndarray, mask: np.ndarray, device: torch.device | str
     import sigpy as sp
     import sigpy.mri as mr
 
-    from ..masks import expand
 
     weights = expand(mask, kspace.shape[-2:]).astype(np.float32)
     width = min(JSENSE_WIDTH, *kspace.shape[-2:])

@@ -20,7 +20,8 @@ from typing import Optional, Tuple
 
 import numpy as np
 
-from .preprocess import centred
+from ..masks import centred
+
 
 EDGE_ROWS = 16       # the outer H/EDGE_ROWS readout rows at each edge hold the noise samples
 SIGNAL_FACTOR = 3.0  # corner samples whose coil-summed power exceeds this × the median are signal

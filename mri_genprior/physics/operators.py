@@ -112,8 +112,25 @@ def complex_randn(shape: Sequence[int], rng: torch.Generator | Sequence[torch.Ge
 
 def to_channels(x: torch.Tensor) -> torch.Tensor:
     """Complex ``(N, h, w)`` -> real ``(N, 2, h, w)``: real and imaginary parts, the layout
-    of 2-channel priors (the inverse of :func:`mri_genprior.solvers.latent.to_complex` for C = 2)."""
+    of 2-channel priors (the inverse of :func:`to_complex` for C = 2)."""
     return torch.stack([x.real, x.imag], dim=1)
+
+
+def to_complex(out: torch.Tensor) -> torch.Tensor:
+    """Generator output ``(N, C, h, w)`` -> complex ``(N, h, w)``, or ``(N, C/2, h, w)`` for C > 2.
+
+    C even: real and imaginary parts, interleaved (C > 2: one complex image per coil, for
+    :class:`~mri_genprior.physics.CoilPhysics`). C = 1: a real (magnitude) image;
+    :func:`mri_genprior.solvers.latent.fit` multiplies it by a phase map estimated from the
+    calibration region (:meth:`mri_genprior.physics.Physics.calibration_phase`) — the phase
+    model of magnitude-only priors.
+    """
+    if out.shape[1] % 2 == 0:
+        x = torch.complex(out[:, 0::2], out[:, 1::2])
+        return x[:, 0] if x.shape[1] == 1 else x
+    if out.shape[1] != 1:
+        raise ValueError(f"generator output must have 1 or an even number of channels, got {out.shape[1]}")
+    return out[:, 0].to(torch.complex64)
 
 
 class Operator(abc.ABC):

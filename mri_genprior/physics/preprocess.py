@@ -22,30 +22,30 @@ def rss(coil_images: np.ndarray, axis: int = 0) -> np.ndarray:
     return np.sqrt(np.sum(np.abs(coil_images) ** 2, axis=axis))
 
 
-def centred(size: int, length: int) -> slice:
-    """The run of ``length`` indices of ``range(size)`` centred on the k-space centre
-    ``size // 2`` (for an even ``length``, one index more before the centre than after it):
-    where the calibration region of a centred mask lies."""
-    return slice(size // 2 - length // 2, size // 2 + (length + 1) // 2)
-
-
-def crop_or_pad(x: np.ndarray, shape: Tuple[int, int]) -> np.ndarray:
-    """Centre-crop or zero-pad the last two axes of ``x`` to ``shape``.
+def crop_or_pad(x, shape: Tuple[int, int]):
+    """Centre-crop or zero-pad the last two axes of ``x`` (a NumPy array or a torch tensor)
+    to ``shape``.
 
     Uses fastMRI's centring (``fastmri.data.transforms.center_crop``) when cropping;
-    images narrower than ``shape`` (some fastMRI brain files) are zero-padded.
+    images narrower than ``shape`` (some fastMRI brain files, generators smaller than the
+    image grid) are zero-padded, ``(size − n) // 2`` before.
     """
+    import torch
+
     out = x
     for axis, size in zip((-2, -1), shape):
         n = out.shape[axis]
         if n > size:
             start = (n - size) // 2
-            out = np.take(out, np.arange(start, start + size), axis=axis)
+            out = out[(Ellipsis, slice(start, start + size)) + (slice(None),) * (-1 - axis)]
         elif n < size:
-            before = (size - n) // 2
-            widths = [(0, 0)] * out.ndim
-            widths[axis] = (before, size - n - before)
-            out = np.pad(out, widths)
+            before, after = (size - n) // 2, size - n - (size - n) // 2
+            if isinstance(out, torch.Tensor):
+                out = torch.nn.functional.pad(out, [0, 0] * (-1 - axis) + [before, after])
+            else:
+                widths = [(0, 0)] * out.ndim
+                widths[axis] = (before, after)
+                out = np.pad(out, widths)
     return out
 
 

@@ -23,11 +23,11 @@ import numpy as np
 import torch
 
 from .. import MriGenpriorError
+from ..masks import calibration_width as width_of, centred
 from .coils import sigpy_device
 from .misfit import CartesianMisfit
 from .noise import edge_rows
 from .operators import Operator, SigpyOperator, fft2c, fftc, ifft2c, ifftc, tensor_to_array
-from .preprocess import centred
 
 
 READOUT_SEGMENTS = 8  # cross-validation holds out a line's readout in this many runs (see validation_folds)
@@ -149,7 +149,6 @@ class SensePhysics(Physics):
 
     def __init__(self, maps: Optional[torch.Tensor], weights: torch.Tensor, calibration_width: Optional[int] = None,
                  coil_mix: Optional[torch.Tensor] = None, floor: Optional[torch.Tensor] = None):
-        from ..masks import calibration_width as width_of
 
         if weights.ndim != 3 or (maps is not None and (maps.ndim != 4 or maps.shape[-2] != weights.shape[-2]
                                                        or maps.shape[-1] % weights.shape[-1])):

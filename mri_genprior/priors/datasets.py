@@ -10,7 +10,7 @@ the solvers' unknown (see :mod:`mri_genprior.recon`):
   solvers' ``A x = y`` is written for.
 * ``target="rss"`` (1 channel): the file's ``reconstruction_rss`` divided by its
   :func:`~mri_genprior.physics.percentile_scale`; a magnitude prior, used by the solvers
-  with the calibration-phase model (:func:`mri_genprior.solvers.latent.to_complex`).
+  with the calibration-phase model (:func:`mri_genprior.physics.operators.to_complex`).
 
 Both are centre-cropped (or zero-padded) to ``size × size`` with
 :func:`~mri_genprior.physics.crop_or_pad`, the same centring the solvers use to embed a

@@ -2,7 +2,7 @@
 
 Every generator maps a batch to images ``(N, channels, h, w)`` (real); 2 channels are
 the real and imaginary parts of a complex image, 1 channel is a magnitude image (see
-:func:`mri_genprior.solvers.latent.to_complex` for the phase model). Each stores the
+:func:`mri_genprior.physics.operators.to_complex` for the phase model). Each stores the
 keyword arguments it was built with in ``self.config`` so that a checkpoint can
 rebuild it. No layer behaves differently in train and eval mode. :class:`ResidualCNN`
 maps complex images to complex images (the regulariser inside

@@ -10,7 +10,7 @@ N batch items,
 
 with Adam over the parts that move: z (CSGM, Bora et al. 2017), θ (image-adaptive
 priors, untrained decoders), ν (Sparse-Gen, Dhar et al. 2018; it exists when a penalty
-acts on it). E embeds the network's image in the solve grid (:func:`embed`). The
+acts on it). E embeds the network's image in the solve grid (:func:`~mri_genprior.physics.crop_or_pad`). The
 penalties are named parts: :class:`LatentNorm` (λ_z ‖z‖²) and :class:`WaveletSparsity`
 (λ_ν ‖Ψ ν‖₁). Options (:class:`FitOptions`):
 
@@ -40,45 +40,10 @@ import torch
 from torch import nn
 
 from .. import MriGenpriorError
-from ..physics.operators import squared_norms
+from ..physics import crop_or_pad
+from ..physics.operators import squared_norms, to_complex
 from ..progress import iterate
 from .classical import WAVELET
-
-
-def to_complex(out: torch.Tensor) -> torch.Tensor:
-    """Generator output ``(N, C, h, w)`` -> complex ``(N, h, w)``, or ``(N, C/2, h, w)`` for C > 2.
-
-    C even: real and imaginary parts, interleaved (C > 2: one complex image per coil,
-    for :class:`~mri_genprior.physics.CoilPhysics`). C = 1: a real (magnitude) image; :func:`fit`
-    multiplies it by a phase map estimated from the calibration region
-    (:meth:`mri_genprior.physics.Physics.calibration_phase`) — the phase model of
-    magnitude-only priors.
-    """
-    if out.shape[1] % 2 == 0:
-        x = torch.complex(out[:, 0::2], out[:, 1::2])
-        return x[:, 0] if x.shape[1] == 1 else x
-    if out.shape[1] != 1:
-        raise ValueError(f"generator output must have 1 or an even number of channels, got {out.shape[1]}")
-    return out[:, 0].to(torch.complex64)
-
-
-def embed(image: torch.Tensor, grid: Tuple[int, int]) -> torch.Tensor:
-    """Place ``(N, h, w)`` images at the centre of a ``grid`` = (H, W) field of view.
-
-    Zero-pads where the generator is smaller than the grid and centre-crops where it is
-    larger (the same centring as :func:`mri_genprior.physics.crop_or_pad`).
-    """
-    out = image
-    for dim, size in zip((-2, -1), grid):
-        n = out.shape[dim]
-        if n > size:
-            out = out.narrow(dim, (n - size) // 2, size)
-        elif n < size:
-            before = (size - n) // 2
-            pad = [0, 0, 0, 0]
-            pad[0 if dim == -1 else 2: (2 if dim == -1 else 4)] = [before, size - n - before]
-            out = torch.nn.functional.pad(out, pad)
-    return out
 
 
 @dataclasses.dataclass
@@ -198,7 +163,7 @@ def fit(op, y: torch.Tensor, network: nn.Module, z0: torch.Tensor, options: FitO
     y : ``(N, C, ...)`` complex64 measurements.
     network : maps ``z`` ``(N, ...)`` to ``(N, 1 or 2, h, w)``.
     z0 : initial latents ``(N, ...)``.
-    grid : (H, W) solve grid, see :func:`embed`.
+    grid : (H, W) solve grid, see :func:`~mri_genprior.physics.crop_or_pad`.
     phase : ``(N, H, W)`` phase applied to 1-channel (magnitude) networks.
     penalties : callables with ``target`` "latent" (applied to z) or "deviation"
         (applied to ν, which then exists), each returning ``(N,)`` values.
@@ -221,7 +186,7 @@ def fit(op, y: torch.Tensor, network: nn.Module, z0: torch.Tensor, options: FitO
 
     def image_of(latent: torch.Tensor) -> torch.Tensor:
         out = run(latent)
-        x = embed(to_complex(out), grid)
+        x = crop_or_pad(to_complex(out), grid)
         if phase is not None and out.shape[1] == 1:
             x = x * torch.exp(1j * phase)
         return x + nu if nu is not None else x

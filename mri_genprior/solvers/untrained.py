@@ -120,6 +120,6 @@ class UntrainedPrior(Method):
                                 "final_loss": [float(f.data_loss[0]) for f in fits],
                                 "holdout_loss": [float(f.holdout_loss[0]) for f in fits],
                                 "shrink_mean": None if shrink is None else  # over the unmeasured samples
-                                float(shrink.masked_select(one.sqrt_weights == 0).mean())})
+                                float(shrink.masked_select((yb[:, :1] == 0).expand_as(shrink)).mean())})
         return Result(torch.cat(images).cpu().numpy(), None, diagnostics,
                       torch.cat(shrinks).cpu().numpy() if shrinks else None)
