@@ -13,8 +13,8 @@ the solvers' unknown (see :mod:`mri_genprior.recon`):
   with the calibration-phase model (:func:`mri_genprior.physics.operators.to_complex`).
 
 Both are centre-cropped (or zero-padded) to ``size × size`` with
-:func:`~mri_genprior.physics.crop_or_pad`, the same centring the solvers use to embed a
-generator's image in the solve grid (:func:`mri_genprior.solvers.latent.embed`).
+:func:`~mri_genprior.physics.crop_or_pad`, the function the solvers embed a generator's
+image in the solve grid with.
 """
 
 from __future__ import annotations
