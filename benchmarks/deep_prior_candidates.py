@@ -27,6 +27,7 @@ import torch
 from mri_genprior.convert import wrap_kspace
 from mri_genprior.io import open_volume
 from mri_genprior.metrics import volume_metrics
+from mri_genprior.priors.networks import gradient
 from mri_genprior.recon import MaskSpec, ReconOptions, reconstruct_volume
 from mri_genprior.solvers import make_method
 from mri_genprior.solvers.base import Method
@@ -37,8 +38,8 @@ SETTINGS = ((4, 0.08), (8, 0.04))
 
 def total_variation(x: torch.Tensor) -> torch.Tensor:
     """Anisotropic TV ``Σ |∂_h x| + |∂_w x|`` of complex images ``(B, H, W)`` (circular
-    differences, as SigPy's ``FiniteDifference``), per image ``(B,)``."""
-    return sum((torch.roll(x, 1, axis) - x).abs().sum((-2, -1)) for axis in (-2, -1))
+    differences, as SigPy's ``FiniteDifference`` and zs-ssl's TV layer), per image ``(B,)``."""
+    return gradient(x).abs().sum((0, -2, -1))
 
 
 class Penalised:

@@ -54,7 +54,7 @@ def norms(x: torch.Tensor) -> torch.Tensor:
     return squared_norms(x).sqrt()
 
 
-def _per_item(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+def per_item(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     """``(B,)`` values shaped to broadcast against ``like`` ``(B, ...)``."""
     return v.view((-1,) + (1,) * (like.ndim - 1))
 
@@ -68,9 +68,9 @@ def batched_cg(normal: Callable[[torch.Tensor], torch.Tensor], b: torch.Tensor, 
     for _ in range(steps):
         q = normal(p)
         alpha = rs / (p.conj() * q).real.flatten(1).sum(1).clamp_min(1e-30)
-        x, r = x + _per_item(alpha, p) * p, r - _per_item(alpha, q) * q
+        x, r = x + per_item(alpha, p) * p, r - per_item(alpha, q) * q
         rs_new = squared_norms(r)
-        p, rs = r + _per_item(rs_new / rs.clamp_min(1e-30), r) * p, rs_new
+        p, rs = r + per_item(rs_new / rs.clamp_min(1e-30), r) * p, rs_new
     return x
 
 
@@ -162,7 +162,7 @@ class Operator(abc.ABC):
         for _ in range(iterations):
             x = self.adjoint(self.forward(x))
             value = norms(x)
-            x = x / _per_item(value.clamp_min(1e-30), x)
+            x = x / per_item(value.clamp_min(1e-30), x)
         return value
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:

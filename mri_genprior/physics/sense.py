@@ -232,7 +232,8 @@ class SensePhysics(Physics):
         import sigpy as sp
         import sigpy.mri as mr
 
-        maps = tensor_to_array(self._need_maps()[index if self._need_maps().shape[0] > 1 else 0])
+        maps = self._need_maps()
+        maps = tensor_to_array(maps[index if maps.shape[0] > 1 else 0])
         with sigpy_device(self.device):
             weights = tensor_to_array(self.weights[index if self.weights.shape[0] > 1 else 0])
             if self.sets == 1:

@@ -238,13 +238,13 @@ class ResidualCNN(nn.Module):
         return x + torch.complex(out[:, 0], out[:, 1])
 
 
-def _gradient(x: torch.Tensor) -> torch.Tensor:
+def gradient(x: torch.Tensor) -> torch.Tensor:
     """Forward differences ``(2, ...)`` of ``(..., h, w)`` images along h and w (circular)."""
     return torch.stack([torch.roll(x, -1, -2) - x, torch.roll(x, -1, -1) - x])
 
 
-def _gradient_adjoint(p: torch.Tensor) -> torch.Tensor:
-    """The adjoint ``∇ᵀ p`` of :func:`_gradient` (minus the divergence)."""
+def gradient_adjoint(p: torch.Tensor) -> torch.Tensor:
+    """The adjoint ``∇ᵀ p`` of :func:`gradient` (minus the divergence)."""
     return (torch.roll(p[0], 1, -2) - p[0]) + (torch.roll(p[1], 1, -1) - p[1])
 
 
@@ -268,6 +268,6 @@ class TotalVariationProx(nn.Module):
         t = self.log_threshold.exp()
         p = torch.zeros((2,) + x.shape, dtype=x.dtype, device=x.device)
         for _ in range(self.iterations):
-            p = p + _gradient(x - _gradient_adjoint(p)) / 8
+            p = p + gradient(x - gradient_adjoint(p)) / 8
             p = p / torch.clamp(p.abs() / t, min=1.0)
-        return x - _gradient_adjoint(p)
+        return x - gradient_adjoint(p)

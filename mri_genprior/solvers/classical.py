@@ -244,9 +244,10 @@ def _solve(linop, y, regularizer: str, lamda: float, max_iter: int, *, x=None, s
     ``bound`` (:func:`step_bound` of ``linop``), the step from it instead of a power iteration."""
     import sigpy as sp
 
-    terms = REGULARIZERS[regularizer].terms(linop.ishape, lamda)
+    rule = REGULARIZERS[regularizer]
+    terms = rule.terms(linop.ishape, lamda)
     if bound is not None:
-        terms.update(REGULARIZERS[regularizer].step(terms, bound))
+        terms.update(rule.step(terms, bound))
     if spin is not None:
         terms["proxg"] = CycleSpin(terms["proxg"], wavelet_span(linop.ishape), spin)
     x = None if x is None else x.copy()

@@ -41,7 +41,7 @@ from torch import nn
 
 from .. import MriGenpriorError
 from ..physics import crop_or_pad
-from ..physics.operators import squared_norms, to_complex
+from ..physics.operators import per_item, squared_norms, to_complex
 from ..progress import iterate
 from .classical import WAVELET
 
@@ -146,7 +146,7 @@ def _keep_best(val: torch.Tensor, x: torch.Tensor, best_val: torch.Tensor, best_
     ``(best_val, best_images, whether any item improved)``."""
     improved = val < best_val
     best_images = x.detach().clone() if best_images is None else torch.where(
-        improved.view((-1,) + (1,) * (x.ndim - 1)), x.detach(), best_images)
+        per_item(improved, x), x.detach(), best_images)
     return torch.where(improved, val, best_val), best_images, bool(improved.any())
 
 

@@ -37,6 +37,7 @@ import numpy as np
 import torch
 
 from .. import MriGenpriorError
+from ..physics.operators import per_item
 from ..priors import SCORE_ARCHITECTURES
 from ..priors.denoiser import complex_denoiser, geometric_sigmas, karras_sigmas
 from .base import Method, Result, number_or_auto
@@ -132,7 +133,7 @@ class PosteriorSampling(Method):
         b, k = y.shape[0], self.samples
         normalisation = config.get("normalisation", "p99")
         scale = input_scale(normalisation, physics, y)
-        scaled = y / scale.view((-1,) + (1,) * (y.ndim - 1))
+        scaled = y / per_item(scale, y)
         gamma = (physics.noise_std(y) if self.noise == "auto"
                  else torch.full((b,), self.noise, device=y.device)) / scale
         index = torch.arange(b, device=y.device).repeat_interleave(k)
@@ -142,7 +143,7 @@ class PosteriorSampling(Method):
         rng = [torch.Generator().manual_seed(draw_seed(self.seed, data, j)) for data in slices for j in range(k)]
         with torch.no_grad():
             draws = self.draw(denoise, replicas, scaled[index], sigmas, gamma[index], rng)
-        draws = draws * scale[index].view((-1,) + (1,) * (draws.ndim - 1))
+        draws = draws * per_item(scale[index], draws)
         shape = (b, k) + tuple(draws.shape[1:])
         mean = draws.view(shape).mean(1)
         outputs = replicas.output(draws.cpu().numpy(), y[index])
