@@ -101,16 +101,21 @@ def main():
     p.add_argument("--threads", type=int, nargs="+", default=[1])
     p.add_argument("--data", type=Path, nargs="*", help="fastMRI files (default: a synthetic brain volume)")
     p.add_argument("--coils", type=int, default=16)
-    p.add_argument("--size", type=int, default=320, help="image side; k-space is 2 size × size")
+    p.add_argument("--size", type=int, nargs="+", default=[320], metavar="H [W]",
+                   help="image size (W = H if one number); k-space is 2H × W (knee: --coils 15 --size 320 368)")
     p.add_argument("--slices", type=int, default=1)
+    p.add_argument("--runs", default="default,fixed,sigpy", help="which rows (fixed and sigpy need default)")
     p.add_argument("--accel", type=int, default=4)
     p.add_argument("--center-fraction", type=float, default=0.08)
     args = p.parse_args()
-    from mri_genprior.experiments.synthetic import write_synthetic_file
+    from mri_genprior.experiments.synthetic import AXIAL_RANGE, write_synthetic_file
 
     with tempfile.TemporaryDirectory() as tmp:
-        files = args.data or [write_synthetic_file(Path(tmp) / "brain.h5", list(range(80, 80 + 4 * args.slices, 4)),
-                                                   (args.size, args.size), args.coils, 0.01, 0)]
+        step = min(4, (AXIAL_RANGE[1] - AXIAL_RANGE[0]) // args.slices)  # planes 4 apart from 80 where they fit
+        first = 80 if 80 + step * args.slices <= AXIAL_RANGE[1] else AXIAL_RANGE[0]
+        planes = list(range(first, first + step * args.slices, step))
+        files = args.data or [write_synthetic_file(Path(tmp) / "brain.h5", planes, (args.size[0], args.size[-1]),
+                                                   args.coils, 0.01, 0)]
         print(f"files {[f.name for f in files]}, {args.accel}x, centre fraction {args.center_fraction}")
         print("| file | method | threads | run | λ | s / slice | × fixed λ | peak memory GB |")
         print("|---|---|---|---|---|---|---|---|")
@@ -120,11 +125,11 @@ def main():
                     rows = {"default": run_one(file, method, "default", threads, args.accel, args.center_fraction,
                                                0.0)}
                     lamda = rows["default"]["lamda"]
-                    for mode in ("fixed", "sigpy"):
+                    for mode in [r for r in args.runs.split(",") if r != "default"]:
                         rows[mode] = run_one(file, method, mode, threads, args.accel, args.center_fraction, lamda)
                     for mode, row in rows.items():
                         print(f"| {file.name} | {method} | {threads} | {mode} | {row['lamda']:.3g} | "
-                              f"{row['seconds']:.1f} | {row['seconds'] / rows['fixed']['seconds']:.2f} | "
+                              f"{row['seconds']:.1f} | {row['seconds'] / rows.get('fixed', row)['seconds']:.2f} | "
                               f"{row['peak_gb']:.2f} |", flush=True)
 
 

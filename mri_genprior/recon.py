@@ -212,6 +212,23 @@ def reconstruct_batch(method: Method, y: torch.Tensor, physics: Physics) -> Resu
     return Result(physics.output(result.images, y, result.shrink), result.std, result.diagnostics)
 
 
+def _for_volume(slices: int, method: Method, prepare, progress: bool) -> Tuple[Method, Optional[dict]]:
+    """The method every slice of a volume of ``slices`` runs, and the provenance's
+    ``volume_choice`` (None where none was made): :meth:`Method.for_volume` on the central
+    slice (``prepare([index])`` gives its :class:`SliceBatch`) where there are several
+    slices and the method makes choices per volume."""
+    if slices < 2 or not method.chooses_per_volume:
+        return method, None
+    centre = slices // 2
+    central = prepare([centre])
+    try:
+        with reporting(progress):
+            chosen, record = method.for_volume(central.y, central.physics)
+    except MriGenpriorError as err:
+        raise MriGenpriorError(f"{err} (choosing for the volume on its central slice {centre})") from err
+    return chosen, {"slice": centre, **record}
+
+
 def reconstruct_opened(volume: Volume, method: Method, options: ReconOptions = ReconOptions()
                        ) -> Tuple[np.ndarray, dict]:
     """Reconstruct every slice of an open volume (the core of every entry point).
@@ -223,8 +240,9 @@ def reconstruct_opened(volume: Volume, method: Method, options: ReconOptions = R
         mask kind and achieved acceleration, coil maps, the number of prewhitened
         slices, the noise floor per slice (RMS, in the output's units, of the noise the
         unmeasured samples would have added; 0 where none was added), output voxel size, device,
-        seconds, and per-slice diagnostics reported by the method; with methods that
-        report uncertainty (posterior sampling, ``csgm ... std_map=True``), also
+        seconds, the choices a method made once for the volume (``volume_choice``, e.g.
+        L1-wavelet's λ on the central slice), per-slice diagnostics reported by the method; with
+        methods that report uncertainty (posterior sampling, ``csgm ... std_map=True``), also
         ``reconstruction_std``, a ``(slices, recon_x, recon_y)`` array on the scale of ``recon``.
     """
     device = resolve_device(options.device)
@@ -235,10 +253,16 @@ def reconstruct_opened(volume: Volume, method: Method, options: ReconOptions = R
     bar = tqdm(total=volume.num_slices, desc=volume.path.name, unit="slice", disable=not options.progress,
                leave=False)
     diagnostics, std, whitened, floors, map_sets, maps_used = [], None, 0, [], [], None
+
+    def prepare(indices):
+        return prepare_batch(volume, indices, mask, crop_readout, method.needs_maps, device, maps=options.maps,
+                             prewhiten=options.prewhiten, noise_floor=options.noise_floor and method.noise_floor)
+
+    settings = method.settings()
+    method, chosen = _for_volume(volume.num_slices, method, prepare, options.progress)
     for first in range(0, volume.num_slices, options.batch_size):
         indices = range(first, min(first + options.batch_size, volume.num_slices))
-        batch = prepare_batch(volume, indices, mask, crop_readout, method.needs_maps, device, maps=options.maps,
-                              prewhiten=options.prewhiten, noise_floor=options.noise_floor and method.noise_floor)
+        batch = prepare(indices)
         whitened += batch.whitened
         map_sets.extend(batch.map_sets)
         if method.needs_maps and batch.y.shape[1] > 1:
@@ -261,7 +285,7 @@ def reconstruct_opened(volume: Volume, method: Method, options: ReconOptions = R
     padding = volume.header.padding if mask.ndim == 1 else None
     info = {
         "method": method.name,
-        "settings": method.settings(),
+        "settings": settings,
         "input_format": volume.source["format"],
         **{key: value for key, value in volume.source.items() if key != "format"},
         "mask": source,
@@ -277,6 +301,8 @@ def reconstruct_opened(volume: Volume, method: Method, options: ReconOptions = R
         "device": str(device),
         "seconds": round(time.perf_counter() - start, 3),
     }
+    if chosen is not None:
+        info["volume_choice"] = chosen
     if diagnostics:
         info["diagnostics"] = diagnostics
     if std is not None:

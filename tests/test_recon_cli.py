@@ -33,9 +33,11 @@ def test_shapes_and_provenance(recons):
     assert recon.shape == (2, 64, 64) and recon.dtype == np.float32
     assert info["mask"] == "random" and 3 < info["acceleration"] < 5
     assert info["settings"]["lamda"] == make_method("l1-wavelet").lamda == "auto"
-    for d in info["diagnostics"]:  # the chosen λ of each slice is recorded: a rung or one of its refined neighbours
-        assert d["refinement"]["lamdas"][0] in LADDER and d["lamda"] in d["refinement"]["lamdas"]
-        np.testing.assert_allclose(d["refinement"]["lamdas"][1:], d["refinement"]["lamdas"][0] * 10 ** np.array([.25, -.25]))
+    chosen = info["volume_choice"]  # λ chosen once, on the central slice: a rung or one of its refined neighbours
+    assert chosen["refinement"]["lamdas"][0] in LADDER and chosen["lamda"] in chosen["refinement"]["lamdas"]
+    np.testing.assert_allclose(chosen["refinement"]["lamdas"][1:],
+                               chosen["refinement"]["lamdas"][0] * 10 ** np.array([.25, -.25]))
+    assert all(d["lamda"] > 0 for d in info["diagnostics"])
     assert info["coil_maps"] == "espirit"  # auto, resolved: 16 calibration lines (centre fraction 0.25 of 64)
     assert recons["zero-filled"][1]["coil_maps"] is None
 

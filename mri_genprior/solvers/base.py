@@ -15,13 +15,16 @@ where, for a batch of B slices,
   an optional per-pixel standard deviation and per-slice diagnostics.
 
 ``reconstruct`` leaves no state on the method: the same method object may serve any
-number of batches, threads or processes.
+number of batches, threads or processes. A method whose data-driven choices (a
+regularisation weight) hold for a whole volume may make them once: the pipeline calls
+``method.for_volume(y, physics)`` on a volume's central slice and runs the method it
+returns on every slice.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import ClassVar, List, Optional
+from typing import ClassVar, List, Optional, Tuple
 
 import numpy as np
 
@@ -70,6 +73,18 @@ class Method:
 
     def reconstruct(self, y, physics) -> Result:
         raise NotImplementedError
+
+    @property
+    def chooses_per_volume(self) -> bool:
+        """Whether :meth:`for_volume` makes a choice (the pipeline then prepares the central
+        slice for it once more); False by default."""
+        return False
+
+    def for_volume(self, y, physics) -> Tuple[Method, dict]:
+        """The method to run on every slice of a volume of several slices, given its central
+        slice ``y`` ``(1, *physics.oshape)`` and physics, and a JSON-able record of what was
+        chosen (the pipeline keeps it in the provenance); by default itself and ``{}``."""
+        return self, {}
 
 
 def number_or_auto(name: str, value) -> "float | str":

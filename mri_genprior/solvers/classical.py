@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from typing import Union
+from typing import Optional, Union
 
 import numpy as np
 import torch
@@ -193,6 +193,8 @@ LADDERS = ("warm", "zero")  # the fold solves down the λ ladder: from the rung 
 STARTS = ("auto", "warm", "zero")  # the final solve's start (see SigpyRecon)
 REFINE_STEP = 10.0 ** 0.25  # refine: the chosen rung's neighbours are λ × and ÷ this (quarter decades)
 REFINE_TOLERANCE = 0.02  # refine: the largest λ whose held-out error is within 2 % of the lowest wins
+SCOPES = ("auto", "volume", "slice")  # lamda=auto: chosen once per volume (its central slice) or per slice
+NOISE_POWER = 1.0  # scope=volume: λ of a slice ∝ its noise std to this power
 
 
 def _lowest(errors, start: int) -> int:
@@ -289,6 +291,17 @@ class SigpyRecon(Method):
     docs/real_data.md).
     ``cycle_spin`` (wavelets only) cycle-spins the threshold in every solve, folds and final
     (:class:`CycleSpin`, shifts seeded by ``seed`` and the slice, the same in every solve).
+
+    ``scope="volume"`` (with ``lamda="auto"``; ``ladder="zero"`` and ``start="zero"``, so that
+    the chosen λ is that of one solve from zero) chooses λ once per volume of several slices,
+    on its central slice (:meth:`for_volume`), and solves every slice once from zero at
+    λ_b = λ (σ_b / σ_ref)^:data:`NOISE_POWER`, σ the slice's k-space noise std
+    (``physics.noise_std``) in the normalised units the solves see: noise and anatomy are
+    shared by the slices of a volume, what differs is each slice's normalisation (a soft
+    threshold scales with the noise std). ``scope="slice"`` chooses λ for every slice;
+    ``"auto"`` is ``"volume"`` where the ladder and the start are from zero, else ``"slice"``.
+    ``noise_reference`` (σ_ref; set by :meth:`for_volume`, or by the caller with a fixed λ)
+    turns on that scaling.
     """
 
     regularizer: str = "wavelet"
@@ -301,6 +314,8 @@ class SigpyRecon(Method):
     cycle_spin: bool = False
     refine: bool = False
     seed: int = 0
+    scope: str = "auto"
+    noise_reference: Optional[float] = None
 
     def __post_init__(self):
         if self.regularizer not in REGULARIZERS:
@@ -323,6 +338,18 @@ class SigpyRecon(Method):
                                    f"not {self.regularizer!r}")
         if self.max_iter < 1:
             raise MriGenpriorError(f"parameter max_iter: expected a number of iterations >= 1, got {self.max_iter}")
+        if self.scope not in SCOPES:
+            raise MriGenpriorError(f"parameter scope: choose from {', '.join(SCOPES)}, got {self.scope!r}")
+        if self.scope == "auto":
+            self.scope = "volume" if (self.ladder, self.start) == ("zero", "zero") else "slice"
+        if self.scope == "volume" and (self.ladder, self.start) != ("zero", "zero"):
+            raise MriGenpriorError("parameter scope=volume: needs ladder=zero start=zero (a warm ladder's λ holds "
+                                   "for its warm-started path, not for one solve from zero); or add scope=slice")
+        if self.noise_reference is not None:
+            self.noise_reference = float(self.noise_reference)
+            if self.lamda == "auto" or not 0 < self.noise_reference < float("inf"):
+                raise MriGenpriorError("parameter noise_reference: a noise std > 0 that scales a fixed λ per slice, "
+                                       f"got {self.noise_reference} with lamda={self.lamda}")
 
     def _auto_lamda(self, linop, y, folds, weights, spin):
         """(λ, the final solve's start (None: zero), diagnostics) for one slice's ``y``
@@ -380,23 +407,52 @@ class SigpyRecon(Method):
         start = min(candidates, key=lambda s: candidates[s][0]) if self.start == "auto" else self.start
         return lamda, candidates[start][1] if start == "warm" else None, {"lamda": lamda, **record, "start": start}
 
+    def _choose(self, y, physics, b: int, spin):
+        """(λ, the final solve's start or None, diagnostics) for slice ``b`` of ``y``: by
+        cross-validation with ``lamda="auto"``, else the fixed λ (scaled by the slice's
+        noise std where ``noise_reference`` is set)."""
+        if self.lamda != "auto":
+            lamda = self.lamda
+            if self.noise_reference is not None:
+                sigma = float(physics.select([b]).noise_std(y[b:b + 1])[0])
+                lamda *= (sigma / self.noise_reference) ** NOISE_POWER if 0 < sigma < float("inf") else 1.0
+            return lamda, None, {"lamda": lamda}
+        rng = torch.Generator().manual_seed(self.seed + b)
+        one = physics.select([b])
+        folds = one.validation_folds(y[b:b + 1], self.folds, rng)[:, 0]
+        weights = tensor_to_array(one.validation_weights()) if self.weighted_holdout else 1.0
+        return self._auto_lamda(physics.linop(b), tensor_to_array(y[b]), tensor_to_array(folds), weights, spin)
+
+    @property
+    def chooses_per_volume(self) -> bool:
+        return self.lamda == "auto" and self.scope == "volume"
+
+    def for_volume(self, y, physics):
+        """With ``lamda="auto"`` and ``scope="volume"``, this method at the λ cross-validation
+        chooses on ``y`` (a volume's central slice) with ``noise_reference`` its noise std,
+        and that choice's diagnostics; otherwise itself."""
+        import sigpy as sp
+
+        if not self.chooses_per_volume:
+            return self, {}
+        with sp.get_device(tensor_to_array(y)), seeded_sigpy_random(0, y.device):
+            lamda, _, record = self._choose(y, physics, 0, self.seed if self.cycle_spin else None)
+        sigma = float(physics.noise_std(y)[0])
+        reference = sigma if 0 < sigma < float("inf") else None
+        chosen = dataclasses.replace(self, lamda=lamda, noise_reference=reference)
+        chosen.name = self.name
+        return chosen, {**record, "noise_std": sigma}
+
     def reconstruct(self, y, physics) -> Result:
         import sigpy as sp
 
         out, diagnostics = [], []
         for b in range(y.shape[0]):
-            linop = physics.linop(b)
             yb = tensor_to_array(y[b])
             spin = self.seed + b if self.cycle_spin else None
             with sp.get_device(yb), seeded_sigpy_random(b, y.device):
-                lamda, x0, record = self.lamda, None, {"lamda": self.lamda}
-                if lamda == "auto":
-                    rng = torch.Generator().manual_seed(self.seed + b)
-                    one = physics.select([b])
-                    folds = one.validation_folds(y[b:b + 1], self.folds, rng)[:, 0]
-                    weights = tensor_to_array(one.validation_weights()) if self.weighted_holdout else 1.0
-                    lamda, x0, record = self._auto_lamda(linop, yb, tensor_to_array(folds), weights, spin)
-                x = _solve(linop, yb, self.regularizer, lamda, self.max_iter, x=x0, spin=spin)
+                lamda, x0, record = self._choose(y, physics, b, spin)
+                x = _solve(physics.linop(b), yb, self.regularizer, lamda, self.max_iter, x=x0, spin=spin)
                 out.append(array_to_tensor(x.astype(sp.get_array_module(yb).complex64), y.device))
             diagnostics.append({"method": self.name, **record})
         return Result(np.stack([x.cpu().numpy() for x in out]), None, diagnostics)
