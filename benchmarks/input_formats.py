@@ -16,10 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
-from mri_genprior.io import make_header_xml, write_kspace_file
+from mri_genprior.io import make_header_xml
 from mri_genprior.readers import open_input
-from mri_genprior.readers.bart import to_bart, write_cfl
-from mri_genprior.readers.ismrmrd_raw import write_ismrmrd
+from mri_genprior.writers.bart import to_bart, write_cfl
+from mri_genprior.writers.fastmri import write_kspace_file
+from mri_genprior.writers.ismrmrd import write_ismrmrd
 
 
 def read_all(path) -> float:

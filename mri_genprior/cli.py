@@ -238,7 +238,7 @@ def _with_prior() -> str:
 def _add_reconstruct(sub) -> None:
     """The ``reconstruct`` subcommand."""
     from .solvers import METHODS, describe
-    from .writers import FORMATS
+    from .writers import OUTPUT_FORMATS
 
     p = sub.add_parser("reconstruct", help="reconstruct k-space files (fastMRI, ISMRMRD, BART, .npy) into "
                                            "submission files, NIfTI or PNG previews",
@@ -248,7 +248,7 @@ def _add_reconstruct(sub) -> None:
                    help="k-space files (fastMRI or ISMRMRD .h5, BART .cfl/.hdr, .npy; format detected from the "
                         "content) or directories of them")
     p.add_argument("-o", "--output", type=Path, required=True, help="output directory")
-    p.add_argument("--format", default="h5", choices=FORMATS,
+    p.add_argument("--format", default="h5", choices=OUTPUT_FORMATS,
                    help="h5: fastMRI submission file (default); nifti: NIfTI-1 .nii.gz with a JSON sidecar; "
                         "png: per-slice previews and a contact sheet")
     p.add_argument("--method", default="l1-wavelet", choices=list(METHODS), help="default: l1-wavelet")

@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from . import MriGenpriorError
-from .io import make_header_xml, write_kspace_file
+from .io import make_header_xml
+from .writers.fastmri import write_kspace_file
 from .masks import centred
 from .physics import ifft2c_np, rss
 from .readers.arrays import sampling_mask, volume_array

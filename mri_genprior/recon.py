@@ -40,7 +40,7 @@ from .physics import (DEFAULT_MAPS, MAPS, Physics, SensePhysics, coil_maps, crop
 from .progress import reporting
 from .readers import VolumeRef, array_volume, open_input
 from .solvers.base import Method, Result
-from .writers import FORMATS, write_output
+from .writers import OUTPUT_FORMATS, write_output
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ class ReconOptions:
     noise_floor : add the unmeasured samples' noise power to the written RSS images.
     device : ``None``/``"auto"`` (CUDA if available), ``"cpu"``, ``"cuda:1"``, ...
     batch_size : slices solved together.
-    fmt : output format of :func:`reconstruct_file`, one of :data:`mri_genprior.writers.FORMATS`.
+    fmt : output format of :func:`reconstruct_file`, one of :data:`mri_genprior.writers.OUTPUT_FORMATS`.
     progress : show progress bars.
     """
 
@@ -99,8 +99,8 @@ class ReconOptions:
             raise MriGenpriorError(f"batch size must be >= 1, got {self.batch_size}")
         if self.maps not in MAPS:
             raise MriGenpriorError(f"unknown coil-map estimate {self.maps!r}; choose from {', '.join(MAPS)}")
-        if self.fmt not in FORMATS:
-            raise MriGenpriorError(f"unknown output format {self.fmt!r}; choose from {', '.join(FORMATS)}")
+        if self.fmt not in OUTPUT_FORMATS:
+            raise MriGenpriorError(f"unknown output format {self.fmt!r}; choose from {', '.join(OUTPUT_FORMATS)}")
 
 
 

@@ -13,14 +13,15 @@ import torch
 from mri_genprior import MriGenpriorError
 from mri_genprior.cli import main
 from mri_genprior.convert import wrap_kspace
-from mri_genprior.io import make_header_xml, write_kspace_file
+from mri_genprior.io import make_header_xml
 from mri_genprior.physics import remove_readout_oversampling
 from mri_genprior.readers import detect_format, open_input
-from mri_genprior.readers.bart import to_bart, write_cfl
-from mri_genprior.readers.ismrmrd_raw import write_ismrmrd
 from mri_genprior.recon import MaskSpec, ReconOptions, reconstruct_kspace, reconstruct_volume
 from mri_genprior.solvers import make_method
 from mri_genprior.writers import write_output
+from mri_genprior.writers.bart import to_bart, write_cfl
+from mri_genprior.writers.fastmri import write_kspace_file
+from mri_genprior.writers.ismrmrd import write_ismrmrd
 
 SPEC = MaskSpec("random", 4, 0.125)  # 8 centre lines of 64 and 8 random ones: the per-file seed matters
 

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from mri_genprior import MriGenpriorError, __version__
-from mri_genprior.io import Header, make_header_xml, open_volume, parse_header, write_reconstruction
+from mri_genprior.io import Header, make_header_xml, open_volume, parse_header
+from mri_genprior.writers.fastmri import write_reconstruction
 
 
 def test_header_round_trip_matches_fastmri_parser(tmp_path):

@@ -15,7 +15,7 @@ import pytest
 
 from mri_genprior import MriGenpriorError, mrd
 from mri_genprior.experiments.synthetic import write_synthetic_file
-from mri_genprior.readers.ismrmrd_raw import write_ismrmrd
+from mri_genprior.writers.ismrmrd import write_ismrmrd
 from mri_genprior.recon import ReconOptions, reconstruct_volume
 from mri_genprior.client import send_file
 from mri_genprior.server import make_server

@@ -16,7 +16,8 @@ from typing import List, Sequence, Tuple
 
 import numpy as np
 
-from ..io import make_header_xml, write_kspace_file
+from ..io import make_header_xml
+from ..writers.fastmri import write_kspace_file
 from ..physics import crop_or_pad, ifft2c_np, rss
 
 # Axial planes of the 1 mm template with a large brain cross-section.

@@ -26,17 +26,17 @@ from .arrays import array_volume, open_npy, sampling_mask, volume_array
 from .bart import base_path, open_cfl
 from .ismrmrd_raw import counter_sets, find_group, open_ismrmrd
 
-__all__ = ["FORMATS", "detect_format", "open_input", "input_paths", "volumes_of", "VolumeRef", "array_volume",
+__all__ = ["INPUT_FORMATS", "detect_format", "open_input", "input_paths", "volumes_of", "VolumeRef", "array_volume",
            "sampling_mask", "volume_array"]
 
-FORMATS = ("fastmri", "ismrmrd", "bart", "npy")
+INPUT_FORMATS = ("fastmri", "ismrmrd", "bart", "npy")
 SUFFIXES = (".h5", ".cfl", ".npy")  # what a directory is searched for
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 NPY_MAGIC = b"\x93NUMPY"
 
 
 def detect_format(path: os.PathLike | str) -> str:
-    """The input format of ``path``: one of :data:`FORMATS`.
+    """The input format of ``path``: one of :data:`INPUT_FORMATS`.
 
     Raises
     ------

@@ -16,7 +16,7 @@ from typing import List
 import numpy as np
 
 from .. import MriGenpriorError
-from ..io import Volume, atomic_path
+from ..io import Volume
 from .arrays import array_volume
 
 DIMS = 16
@@ -62,24 +62,3 @@ def open_cfl(path: os.PathLike | str) -> Volume:
     kspace = data[index].transpose(3, 2, 0, 1)  # (READ, PHS1, COIL, SLICE) -> (slices, coils, H, W)
     single = dims[COIL] == 1
     return array_volume(kspace[:, 0] if single else kspace, name=str(cfl), single_coil=single, fmt="bart")
-
-
-def to_bart(kspace: np.ndarray) -> np.ndarray:
-    """fastMRI-order ``(slices, coils, H, W)`` k-space as a 16-dimensional BART array."""
-    kspace = np.asarray(kspace)
-    out = kspace.transpose(2, 3, 1, 0)  # (H, W, coils, slices)
-    shape = [1] * DIMS
-    shape[READ], shape[PHS1], shape[COIL], shape[SLICE] = out.shape
-    return out.reshape(shape)
-
-
-def write_cfl(path: os.PathLike | str, array: np.ndarray) -> Path:
-    """Write ``array`` (BART dimension order) as ``name.hdr`` + ``name.cfl``, each atomically."""
-    base = base_path(path)
-    array = np.asarray(array, dtype=np.complex64)
-    base.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(base.with_suffix(".hdr")) as tmp:
-        tmp.write_text("# Dimensions\n" + " ".join(str(d) for d in array.shape) + "\n")
-    with atomic_path(base.with_suffix(".cfl")) as tmp:
-        tmp.write_bytes(np.asfortranarray(array).tobytes(order="F"))
-    return base.with_suffix(".cfl")
