@@ -199,14 +199,18 @@ def reconstruct_batch(method: Method, y: torch.Tensor, physics: Physics) -> Resu
     Returns
     -------
     Result whose ``images`` are the ``(B, H, W)`` float32 magnitudes of the physics'
-    output convention, on the scale of ``y``.
+    output convention, on the scale of ``y``; each diagnostics record has ``seconds``
+    (:data:`~mri_genprior.solvers.base.DIAGNOSTICS`).
 
     Raises
     ------
     MriGenpriorError
         If the method produced NaN or Inf.
     """
+    start = time.perf_counter()
     result = method.reconstruct(y, physics)
+    for record in result.diagnostics:
+        record.setdefault("seconds", round((time.perf_counter() - start) / y.shape[0], 3))
     if not np.all(np.isfinite(result.images)):
         raise MriGenpriorError(f"{method.name} produced NaN/Inf")
     return Result(physics.output(result.images, y, result.shrink), result.std, result.diagnostics)

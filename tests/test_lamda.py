@@ -51,7 +51,6 @@ def test_auto_lamda_passes_a_dip_on_the_top_rungs_of_a_small_many_coil_scan(tmp_
     L1-wavelet measured 0.634 SSIM at λ = 1e-4 (grid best 0.645, zero-filled 0.353); the
     plain minimum chose λ = 0.316 and 0.540."""
     from mri_genprior.experiments.synthetic import write_synthetic_file
-    from mri_genprior.io import open_volume
 
     path = write_synthetic_file(tmp_path / "s16_96.h5", [90], (96, 96), 16, 0.03, 1)
     with open_volume(path) as volume:
@@ -72,7 +71,6 @@ def test_auto_lamda_starts_the_final_solve_from_zero_where_the_folds_predict_bet
     without L1-wavelet's refinement and with the weighted held-out errors, as measured;
     spun, the warm start wins here.)"""
     from mri_genprior.experiments.synthetic import write_synthetic_file
-    from mri_genprior.io import open_volume
 
     path = write_synthetic_file(tmp_path / "s16.h5", [90], (96, 96), 16, 0.03, 3)
     with open_volume(path) as volume:
@@ -100,7 +98,6 @@ def test_l1_wavelets_ladder_solves_every_rung_from_zero_as_a_fixed_lamda_does(tm
     the warm ladder chose 1e-4, 0.534 / 19.07 (zero-filled 0.334 / 15.75). The output is
     the solve at the chosen λ given with ``-p``."""
     from mri_genprior.experiments.synthetic import write_synthetic_file
-    from mri_genprior.io import open_volume
 
     path = write_synthetic_file(tmp_path / "s8_96_0.h5", [80], (96, 96), 8, 0.02, 0)  # the name seeds the mask
     with open_volume(path) as volume:
@@ -199,42 +196,3 @@ def test_cycle_spinning_is_l1_wavelets_and_refused_for_other_regularizers():
                                                "not 'tv'"):
         make_method("tv", cycle_spin=True)
 
-
-def test_l1_wavelet_chooses_lamda_once_per_volume_and_scales_it_by_each_slices_noise(synth_file):
-    """``scope=volume`` (l1-wavelet's default): λ is cross-validated on the central slice
-    only, every slice is solved once at λ σ_b / σ_ref (the recorded choice reproduces the
-    output), and the volume scores as well as a λ chosen for every slice."""
-    from mri_genprior.recon import prepare_batch, volume_mask
-
-    with open_volume(synth_file) as volume:
-        target = volume.read_target()
-        spec = MaskSpec("random", 4, 0.08)
-        mask, crop, _ = volume_mask(volume, spec)
-        batch = prepare_batch(volume, range(2), mask, crop, True, "cpu")
-    sigma = batch.physics.noise_std(batch.y).numpy()
-    options = ReconOptions(spec, device="cpu", progress=False)
-    recon, info = reconstruct_volume(synth_file, make_method("l1-wavelet"), options)
-    chosen = info["volume_choice"]
-    assert chosen["slice"] == 1 and len(chosen["validation_errors"]) >= 3
-    assert info["settings"]["lamda"] == "auto" and info["settings"]["scope"] == "volume"
-    np.testing.assert_allclose(chosen["noise_std"], sigma[1], rtol=1e-6)
-    lamdas = [d["lamda"] for d in info["diagnostics"]]
-    np.testing.assert_allclose(lamdas, chosen["lamda"] * sigma / sigma[1], rtol=1e-5)
-    assert abs(lamdas[0] / lamdas[1] - 1) > 0.01  # the slices' noise differs in normalised units
-    again, _ = reconstruct_volume(synth_file, make_method("l1-wavelet", lamda=chosen["lamda"],
-                                                          noise_reference=chosen["noise_std"]), options)
-    np.testing.assert_array_equal(again, recon)
-    per_slice, slice_info = reconstruct_volume(synth_file, make_method("l1-wavelet", scope="slice"), options)
-    assert "volume_choice" not in slice_info
-    assert volume_metrics(target, recon)["SSIM"] > volume_metrics(target, per_slice)["SSIM"] - 0.005
-
-
-def test_a_lamda_for_the_volume_needs_solves_from_zero_and_a_noise_reference_a_fixed_lamda():
-    with pytest.raises(MriGenpriorError, match="scope=volume: needs ladder=zero start=zero"):
-        make_method("tv", scope="volume")
-    warm = make_method("l1-wavelet", ladder="warm", refine=False)
-    assert make_method("tv").scope == warm.scope == "slice" and not warm.chooses_per_volume
-    with pytest.raises(MriGenpriorError, match="noise_reference"):
-        make_method("l1-wavelet", noise_reference=0.1)
-    with pytest.raises(MriGenpriorError, match="parameter scope"):
-        make_method("l1-wavelet", scope="slices")

@@ -1,5 +1,7 @@
 """Every registered method through the pipeline, and any physics through every kind of method."""
 
+import json
+
 import h5py
 import numpy as np
 import pytest
@@ -16,6 +18,7 @@ from mri_genprior.priors.networks import DCGANGenerator, TotalVariationProx
 from mri_genprior.recon import (MaskSpec, ReconOptions, prepare_batch, reconstruct_batch, reconstruct_file,
                                 reconstruct_volume, volume_mask)
 from mri_genprior.solvers import METHODS, make_method
+from mri_genprior.solvers.base import DIAGNOSTICS
 
 # test-sized settings per method kind (the registry decides which methods exist)
 TINY = {"SigpyRecon": {"max_iter": 10}, "TrainedPrior": {"steps": 5, "restarts": 2, "adapt_steps": 3},
@@ -56,7 +59,13 @@ def test_every_registered_method_file_in_submission_out(name, prior, synth_file,
         assert recon.dtype == np.float32 and recon.shape == src["reconstruction_rss"].shape
         assert np.isfinite(recon).all() and recon.max() > 0
         assert f.attrs["method"] == name
+        diagnostics = json.loads(f.attrs["diagnostics"]) if name != "zero-filled" else []
     assert [p.name for p in tmp_path.iterdir()] == [synth_file.name]  # no temporaries left
+    assert len(diagnostics) == (0 if name == "zero-filled" else 2)
+    for record in diagnostics:  # the common keys (solvers.base.DIAGNOSTICS)
+        assert DIAGNOSTICS.keys() <= record.keys() and record["method"] == name and record["seconds"] > 0
+        for steps, stop in zip(*(np.atleast_1d(record[k]) for k in ("steps", "stopped_by"))):
+            assert steps >= 1 and stop in ("steps", "validation")
 
 
 @pytest.mark.parametrize("name", ["sense", "tv", "convdecoder", "zs-ssl", "dds", "pc"])

@@ -31,6 +31,21 @@ import numpy as np
 from .. import MriGenpriorError
 
 
+DIAGNOSTICS = {
+    "method": "the registry name",
+    "steps": "iterations of the final solve, optimiser steps of a fit (a list: one per ensemble member), "
+             "or network evaluations of a sampler",
+    "stopped_by": "'steps' (the budget ran out) or 'validation' (held-out samples stopped it); "
+                  "a list for an ensemble",
+    "seconds": "wall time of the slice (its batch's time over its slices where they were solved together)",
+}  # the keys every method's per-slice diagnostics hold
+
+
+def stopped_by(steps: int, budget: int) -> str:
+    """The ``stopped_by`` of :data:`DIAGNOSTICS` for a loop that ran ``steps`` of ``budget``."""
+    return "steps" if steps >= budget else "validation"
+
+
 @dataclasses.dataclass
 class Result:
     """What a method returns for a batch of B slices.
@@ -39,7 +54,9 @@ class Result:
     ----------
     images : ``(B, H, W)`` complex64 reconstructions (scaled like ``y``).
     std : ``(B, H, W)`` per-pixel standard deviation of the magnitude, or None.
-    diagnostics : one JSON-able dict per slice (losses, steps, chosen restart, ...).
+    diagnostics : one JSON-able dict per slice. Every method's hold the keys of
+        :data:`DIAGNOSTICS` (``seconds`` is added by the pipeline where the method has not
+        timed the slice itself); the rest are its own (losses, chosen restart, λ ladder, ...).
     shrink : ``(B, C, H, W)`` factors in [0, 1] on the unmeasured coil k-space of ``images``
         that the output convention applies (an ensemble's shrinkage), or None.
     """

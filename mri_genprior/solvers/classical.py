@@ -454,5 +454,5 @@ class SigpyRecon(Method):
                 lamda, x0, record = self._choose(y, physics, b, spin)
                 x = _solve(physics.linop(b), yb, self.regularizer, lamda, self.max_iter, x=x0, spin=spin)
                 out.append(array_to_tensor(x.astype(sp.get_array_module(yb).complex64), y.device))
-            diagnostics.append({"method": self.name, **record})
+            diagnostics.append({"method": self.name, **record, "steps": self.max_iter, "stopped_by": "steps"})
         return Result(np.stack([x.cpu().numpy() for x in out]), None, diagnostics)

@@ -150,6 +150,7 @@ class PosteriorSampling(Method):
         outputs = outputs.reshape((b, k) + outputs.shape[1:])
         std = outputs.std(1, ddof=1) if k > 1 else np.zeros_like(outputs[:, 0])
         diagnostics = [{"method": self.name, "sampler": type(self).__name__, "samples": k, "nfe": self.nfe,
+                        "steps": self.nfe, "stopped_by": "steps",
                         "noise_std": float(gamma[i] * scale[i]), "prior": config["architecture"],
                         "prior_normalisation": normalisation, "prior_scale": float(scale[i])} for i in range(b)]
         return Result(mean.cpu().numpy(), std.astype(np.float32), diagnostics)

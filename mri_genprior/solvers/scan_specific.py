@@ -49,7 +49,7 @@ from ..physics import HybridSense, SensePhysics
 from ..physics.operators import batched_cg
 from ..priors.networks import ResidualCNN, TotalVariationProx
 from ..progress import iterate
-from .base import Method, Result
+from .base import Method, Result, stopped_by
 
 
 class UnrolledNetwork(nn.Module):
@@ -184,7 +184,7 @@ class ZeroShotSSL(Method):
         net.load_state_dict(kept)
         with torch.no_grad():
             image = net(op, data, measured)
-        return image, {"steps": step, "kept_step": kept_step, "validation_losses": losses,
+        return image, {"steps": step, "stopped_by": stopped_by(step, self.steps), "kept_step": kept_step, "validation_losses": losses,
                        "mu": float(net.log_mu.detach().exp()), "strips": band if strips else None,
                        "tv": float(net.prox.log_threshold.detach().exp()) if self.tv > 0 else 0.0,
                        "seconds": round(time.perf_counter() - start, 3)}

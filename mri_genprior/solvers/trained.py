@@ -23,7 +23,7 @@ import torch
 
 from .. import MriGenpriorError
 from ..priors import SCORE_ARCHITECTURES, load_checkpoint
-from .base import Method, Result
+from .base import Method, Result, stopped_by
 from .latent import FitOptions, LatentNorm, WaveletSparsity
 from .stages import adaptation_stage, data_consistency, latent_stage, restart_std
 
@@ -84,7 +84,8 @@ class TrainedPrior(Method):
         losses, best = latent.losses, latent.best
         diagnostics = [
             {"method": self.name, "restart": int(best[b]), "restart_losses": [float(v) for v in losses[b]],
-             "final_loss": float(losses[b, best[b]]), "steps": latent.fit.steps, "sign_flips": latent.fit.flips,
+             "final_loss": float(losses[b, best[b]]), "steps": latent.fit.steps,
+             "stopped_by": stopped_by(latent.fit.steps, self.steps), "sign_flips": latent.fit.flips,
              "backoffs": latent.fit.backoffs}
             for b in range(len(best))
         ]

@@ -35,7 +35,7 @@ import torch
 
 from .. import MriGenpriorError
 from ..priors import build
-from .base import Method, Result
+from .base import Method, Result, stopped_by
 from .latent import FitOptions, fit
 from .stages import data_consistency, ensemble_shrinkage
 
@@ -117,6 +117,7 @@ class UntrainedPrior(Method):
             images.append(x)
             diagnostics.append({"method": self.name, "seeds": list(seeds),
                                 "steps": [f.steps for f in fits], "backoffs": sum(f.backoffs for f in fits),
+                                "stopped_by": [stopped_by(f.steps, self.steps) for f in fits],
                                 "final_loss": [float(f.data_loss[0]) for f in fits],
                                 "holdout_loss": [float(f.holdout_loss[0]) for f in fits],
                                 "shrink_mean": None if shrink is None else  # over the unmeasured samples
