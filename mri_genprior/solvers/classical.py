@@ -260,7 +260,7 @@ def _solve(linop, y, regularizer: str, lamda: float, max_iter: int, *, x=None, s
 class SigpyRecon(Method):
     """``min_x ½‖A x − y‖² + R(x)`` per slice with ``sigpy.app.LinearLeastSquares`` (see the module docstring).
 
-    ``lamda="auto"`` chooses λ per slice without ground truth, by ``folds``-fold
+    ``lamda="auto"`` chooses λ without ground truth (per slice; see ``scope``), by ``folds``-fold
     cross-validation in k-space: the physics deals the measured samples that undersampling
     could have missed (outside the calibration region; eighths of phase-encode lines for
     1-D Cartesian masks, see ``SensePhysics.validation_folds``) into ``folds`` sets; for each set left out, the solves run down the
