@@ -91,6 +91,13 @@ class Method:
     def reconstruct(self, y, physics) -> Result:
         raise NotImplementedError
 
+    def replace(self, **changes) -> Method:
+        """A copy with ``changes`` to its hyper-parameters (checked again), under the same
+        registry name (``dataclasses.replace`` alone would drop it)."""
+        copy = dataclasses.replace(self, **changes)
+        copy.name = self.name
+        return copy
+
     @property
     def chooses_per_volume(self) -> bool:
         """Whether :meth:`for_volume` makes a choice (the pipeline then prepares the central

@@ -240,6 +240,13 @@ def step_bound(linop, regularizer: str):
     return sp.app.MaxEig(stacked.N, dtype=np.complex64, device=sp.get_device(stacked), show_pbar=False).run()
 
 
+def _noise_std(physics, y, b: int) -> Optional[float]:
+    """Slice ``b``'s k-space noise std (``physics.noise_std``), or None where it cannot be
+    estimated (no sampled edge rows) or is zero (noiseless data)."""
+    sigma = float(physics.select([b]).noise_std(y[b:b + 1])[0])
+    return sigma if 0 < sigma < float("inf") else None
+
+
 def _solve(linop, y, regularizer: str, lamda: float, max_iter: int, *, x=None, spin=None, bound=None):
     """``min_x ½‖A x − y‖² + R_λ(x)`` with SigPy, from ``x`` (warm start) or zero; with
     ``spin`` (a seed), R's proximal operator cycle-spun (:class:`CycleSpin`, wavelets); with
@@ -413,9 +420,9 @@ class SigpyRecon(Method):
         noise std where ``noise_reference`` is set)."""
         if self.lamda != "auto":
             lamda = self.lamda
-            if self.noise_reference is not None:
-                sigma = float(physics.select([b]).noise_std(y[b:b + 1])[0])
-                lamda *= (sigma / self.noise_reference) ** NOISE_POWER if 0 < sigma < float("inf") else 1.0
+            sigma = None if self.noise_reference is None else _noise_std(physics, y, b)
+            if sigma is not None:
+                lamda *= (sigma / self.noise_reference) ** NOISE_POWER
             return lamda, None, {"lamda": lamda}
         rng = torch.Generator().manual_seed(self.seed + b)
         one = physics.select([b])
@@ -437,11 +444,8 @@ class SigpyRecon(Method):
             return self, {}
         with sp.get_device(tensor_to_array(y)), seeded_sigpy_random(0, y.device):
             lamda, _, record = self._choose(y, physics, 0, self.seed if self.cycle_spin else None)
-        sigma = float(physics.noise_std(y)[0])
-        reference = sigma if 0 < sigma < float("inf") else None
-        chosen = dataclasses.replace(self, lamda=lamda, noise_reference=reference)
-        chosen.name = self.name
-        return chosen, {**record, "noise_std": sigma}
+        sigma = _noise_std(physics, y, 0)
+        return self.replace(lamda=lamda, noise_reference=sigma), {**record, "noise_std": sigma}
 
     def reconstruct(self, y, physics) -> Result:
         import sigpy as sp
