@@ -13,3 +13,10 @@ class MriGenpriorError(Exception):
 
     The CLI prints its message on one line and exits with status 2.
     """
+
+
+def check_choice(what: str, value, choices) -> None:
+    """Raise :class:`MriGenpriorError` ``"{what} {value!r}: choose from a, b, ..."`` unless
+    ``value`` is one of ``choices`` (any iterable of strings, e.g. a registry dict)."""
+    if value not in choices:
+        raise MriGenpriorError(f"{what} {value!r}: choose from {', '.join(choices)}")

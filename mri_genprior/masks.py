@@ -11,7 +11,7 @@ from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
-from . import MriGenpriorError
+from . import MriGenpriorError, check_choice
 
 FASTMRI_MASKS = ("random", "equispaced", "equispaced_fraction", "magic", "magic_fraction")
 MASK_TYPES = FASTMRI_MASKS + ("poisson",)
@@ -46,8 +46,7 @@ def fastmri_mask(
     """
     from fastmri.data.subsample import create_mask_for_mask_type
 
-    if kind not in FASTMRI_MASKS:
-        raise MriGenpriorError(f"unknown fastMRI mask type {kind!r}; choose from {', '.join(FASTMRI_MASKS)}")
+    check_choice("unknown fastMRI mask type", kind, FASTMRI_MASKS)
     check_sampling(acceleration, center_fraction)
     accel = int(acceleration) if float(acceleration).is_integer() else acceleration
     func = create_mask_for_mask_type(kind, [center_fraction], [accel])

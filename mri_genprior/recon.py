@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from . import MriGenpriorError, masks
+from . import MriGenpriorError, check_choice, masks
 from .io import Header, Volume
 from .physics import (DEFAULT_MAPS, MAPS, Physics, SensePhysics, coil_maps, crop_or_pad, missing_noise_power,
                       prewhiten_coils, remove_readout_oversampling, resolve_maps, scale_factor, whitening_factor)
@@ -61,8 +61,7 @@ class MaskSpec:
     seed: Optional[int] = None
 
     def __post_init__(self):
-        if self.kind not in masks.MASK_TYPES:
-            raise MriGenpriorError(f"unknown mask type {self.kind!r}; choose from {', '.join(masks.MASK_TYPES)}")
+        check_choice("unknown mask type", self.kind, masks.MASK_TYPES)
         masks.check_sampling(self.acceleration, self.center_fraction)
 
 
@@ -97,10 +96,8 @@ class ReconOptions:
     def __post_init__(self):
         if self.batch_size < 1:
             raise MriGenpriorError(f"batch size must be >= 1, got {self.batch_size}")
-        if self.maps not in MAPS:
-            raise MriGenpriorError(f"unknown coil-map estimate {self.maps!r}; choose from {', '.join(MAPS)}")
-        if self.fmt not in OUTPUT_FORMATS:
-            raise MriGenpriorError(f"unknown output format {self.fmt!r}; choose from {', '.join(OUTPUT_FORMATS)}")
+        check_choice("unknown coil-map estimate", self.maps, MAPS)
+        check_choice("unknown output format", self.fmt, OUTPUT_FORMATS)
 
 
 
@@ -216,18 +213,38 @@ def reconstruct_batch(method: Method, y: torch.Tensor, physics: Physics) -> Resu
     return Result(physics.output(result.images, y, result.shrink), result.std, result.diagnostics)
 
 
-def _for_volume(slices: int, method: Method, prepare, progress: bool) -> Tuple[Method, Optional[dict]]:
+def _batches(volume: Volume, method: Method, options: ReconOptions, sampling: Tuple[np.ndarray, bool],
+             device: torch.device):
+    """``batch_of(index, last_use=False) -> (SliceBatch, place of index in it)``: the batches of
+    ``options.batch_size`` slices of ``volume`` prepared for ``method``, each once (a batch
+    asked for ahead of its turn, the central slice's, is kept until its ``last_use``);
+    ``sampling`` is ``(mask, crop_readout)`` of :func:`volume_mask`."""
+    prepared = {}
+
+    def batch_of(index: int, last_use: bool = False):
+        first = index - index % options.batch_size
+        if first not in prepared:
+            indices = range(first, min(first + options.batch_size, volume.num_slices))
+            prepared[first] = prepare_batch(volume, indices, *sampling, method.needs_maps, device, maps=options.maps,
+                                            prewhiten=options.prewhiten,
+                                            noise_floor=options.noise_floor and method.noise_floor)
+        return (prepared.pop(first) if last_use else prepared[first]), index - first
+
+    return batch_of
+
+
+def _for_volume(slices: int, method: Method, batch_of, progress: bool) -> Tuple[Method, Optional[dict]]:
     """The method every slice of a volume of ``slices`` runs, and the provenance's
     ``volume_choice`` (None where none was made): :meth:`Method.for_volume` on the central
-    slice (``prepare([index])`` gives its :class:`SliceBatch`) where there are several
-    slices and the method makes choices per volume."""
+    slice where there are several slices and the method makes choices per volume;
+    ``batch_of(index)`` gives the :class:`SliceBatch` holding slice ``index`` and its place in it."""
     if slices < 2 or not method.chooses_per_volume:
         return method, None
     centre = slices // 2
-    central = prepare([centre])
+    batch, j = batch_of(centre)
     try:
         with reporting(progress):
-            chosen, record = method.for_volume(central.y, central.physics)
+            chosen, record = method.for_volume(batch.y[j:j + 1], batch.physics.select([j]))
     except MriGenpriorError as err:
         raise MriGenpriorError(f"{err} (choosing for the volume on its central slice {centre})") from err
     return chosen, {"slice": centre, **record}
@@ -258,15 +275,12 @@ def reconstruct_opened(volume: Volume, method: Method, options: ReconOptions = R
                leave=False)
     diagnostics, std, whitened, floors, map_sets, maps_used = [], None, 0, [], [], None
 
-    def prepare(indices):
-        return prepare_batch(volume, indices, mask, crop_readout, method.needs_maps, device, maps=options.maps,
-                             prewhiten=options.prewhiten, noise_floor=options.noise_floor and method.noise_floor)
-
+    batch_of = _batches(volume, method, options, (mask, crop_readout), device)
     settings = method.settings()
-    method, chosen = _for_volume(volume.num_slices, method, prepare, options.progress)
+    method, chosen = _for_volume(volume.num_slices, method, batch_of, options.progress)
     for first in range(0, volume.num_slices, options.batch_size):
         indices = range(first, min(first + options.batch_size, volume.num_slices))
-        batch = prepare(indices)
+        batch = batch_of(first, last_use=True)[0]
         whitened += batch.whitened
         map_sets.extend(batch.map_sets)
         if method.needs_maps and batch.y.shape[1] > 1:

@@ -157,11 +157,11 @@ def test_a_fixed_start_after_a_warm_ladder_solves_no_folds_from_zero(tmp_path):
 
 
 def test_the_final_solves_start_is_checked():
-    with pytest.raises(MriGenpriorError, match="parameter start: choose from auto, warm, zero, got 'cold'"):
+    with pytest.raises(MriGenpriorError, match="parameter start 'cold': choose from auto, warm, zero"):
         make_method("l1-wavelet", start="cold")
     with pytest.raises(MriGenpriorError, match="start=warm applies to lamda=auto only"):
         make_method("l1-wavelet", start="warm", lamda=1e-3)
-    with pytest.raises(MriGenpriorError, match="parameter ladder: choose from warm, zero, got 'cold'"):
+    with pytest.raises(MriGenpriorError, match="parameter ladder 'cold': choose from warm, zero"):
         make_method("tv", ladder="cold")
 
 

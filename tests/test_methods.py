@@ -225,3 +225,21 @@ def test_inner_progress_bars_show_with_the_pipelines_bar_and_change_nothing(synt
     quiet, _ = reconstruct_volume(synth_file, method, ReconOptions(spec, device="cpu", batch_size=1, progress=False))
     assert capsys.readouterr().err == ""
     np.testing.assert_array_equal(shown, quiet)
+
+
+def test_maps_free_decoder_returns_coil_images_written_as_their_consistent_rss(rng):
+    """form=coils: the method returns the C coil images; the pipeline writes the RSS of the
+    coil images with the measured samples restored (measured k-space kept exactly)."""
+    from mri_genprior.physics import SensePhysics, fft2c, ifft2c
+
+    b, c, n = 1, 3, 16
+    weights = np.repeat((rng.random((1, 1, n)) < 0.5).astype(np.float32), n, axis=1)
+    physics = SensePhysics.from_numpy(None, weights, "cpu")  # the pipeline's physics of a maps-free method
+    y = torch.from_numpy((rng.standard_normal((b, c, n, n)) + 1j * rng.standard_normal((b, c, n, n)))
+                         .astype(np.complex64)) * torch.from_numpy(weights)
+    method = make_method("deep-decoder", form="coils", steps=5, ensemble=1, channels=8, layers=2)
+    coils = method.reconstruct(y, physics).images
+    assert coils.shape == (b, c, n, n)
+    written = reconstruct_batch(method, y, physics).images
+    kspace = torch.where(torch.from_numpy(weights) > 0, y, fft2c(torch.from_numpy(coils)))
+    np.testing.assert_allclose(written, ifft2c(kspace).abs().pow(2).sum(1).sqrt().numpy(), rtol=1e-4, atol=1e-6)

@@ -30,8 +30,10 @@ from tqdm.auto import tqdm
 from .. import MriGenpriorError
 from ..io import atomic_path, input_files, open_volume, writable_dir
 from ..metrics import METRIC_NAMES, volume_metrics
-from ..recon import ReconOptions, reconstruct_file
+from ..recon import ReconOptions
+from ..scaleout import Job, reconstruct_all
 from ..solvers import METHODS, make_method
+from ..writers import output_path
 
 COLUMNS = ("file", "method", "acceleration", "achieved_acceleration", "NMSE", "PSNR", "SSIM", "seconds", "slices")
 
@@ -63,25 +65,30 @@ def _accel_label(accel: float) -> str:
 
 
 def cell_path(study_dir: Path, method: str, accel: float, file: Path) -> Path:
-    return Path(study_dir) / "recon" / method / _accel_label(accel) / Path(file).name
+    """The fastMRI file of one cell: ``recon/<method>/<accel>x/<file stem>.h5``."""
+    return output_path("h5", Path(study_dir) / "recon" / method / _accel_label(accel), file)
 
 
-def _methods(spec: StudySpec) -> dict:
-    methods = {}
+def _params(spec: StudySpec) -> Dict[str, dict]:
+    """Each method's hyper-parameters (the prior added where the method takes one), checked
+    by building every method once, before any cell runs."""
+    params = {}
     for name in spec.methods:
-        params = dict(spec.params.get(name, {}))
+        params[name] = dict(spec.params.get(name, {}))
         if spec.prior and name in METHODS and METHODS[name].takes_prior:
-            params.setdefault("prior", spec.prior)
-        methods[name] = make_method(name, **params)
-    return methods
+            params[name].setdefault("prior", spec.prior)
+        make_method(name, **params[name])
+    return params
 
 
 def run_study(data: Sequence[os.PathLike | str], study_dir: os.PathLike | str, spec: StudySpec,
               progress: bool = True) -> List[dict]:
     """Run every missing cell, then write the CSV, the summary and the figures.
 
-    Returns the result rows. A failed cell is reported on stderr and left out; the
-    others go on (call again to retry it). Raises :class:`MriGenpriorError` if any cell
+    Each method × acceleration runs its files with
+    :func:`~mri_genprior.scaleout.reconstruct_all` (finished cells skipped, failures
+    collected). Returns the result rows. A failed cell is reported on stderr and left out;
+    the others go on (call again to retry it). Raises :class:`MriGenpriorError` if any cell
     failed, after writing the tables of those that did not.
     """
     files = input_files(data)
@@ -89,24 +96,24 @@ def run_study(data: Sequence[os.PathLike | str], study_dir: os.PathLike | str, s
         with open_volume(path) as volume:
             if volume.target is None:
                 raise MriGenpriorError(f"{path}: no reference image (reconstruction_rss); a study needs one")
-    methods = _methods(spec)
+    params = _params(spec)
     study_dir = writable_dir(study_dir)
-    cells = [(f, m, a) for a in spec.accelerations for m in methods for f in files]
-    todo = [c for c in cells if not cell_path(study_dir, c[1], c[2], c[0]).exists()]
-    if len(todo) < len(cells):
-        print(f"study: {len(cells) - len(todo)} of {len(cells)} cells already done, skipping them")
+    runs = [(m, a) for a in spec.accelerations for m in spec.methods]
+    done = sum(cell_path(study_dir, m, a, f).exists() for m, a in runs for f in files)
+    if done:
+        print(f"study: {done} of {len(runs) * len(files)} cells already done, skipping them")
     failed = []
-    for file, name, accel in tqdm(todo, desc="study", unit="cell", disable=not progress):
-        out = cell_path(study_dir, name, accel, file)
-        try:
-            reconstruct_file(file, out.parent, methods[name], spec.cell_options(accel))
-        except MriGenpriorError as err:
-            failed.append(f"{file.name} {name} {_accel_label(accel)}: {err}")
+    for name, accel in tqdm(runs, desc="study", unit="run", disable=not progress):
+        job = Job(name, params[name], spec.cell_options(accel))
+        report = reconstruct_all(files, cell_path(study_dir, name, accel, files[0]).parent, job, progress=False)
+        for source, error in report.failed:
+            failed.append(f"{source} {name} {_accel_label(accel)}: {error}")
             print(f"error: {failed[-1]}", file=sys.stderr)
-    rows = collect(files, study_dir, list(methods), spec.accelerations)
-    write_outputs(study_dir, rows, files[0], list(methods), spec.accelerations)
+    rows = collect(files, study_dir, list(spec.methods), spec.accelerations)
+    write_outputs(study_dir, rows, files[0], list(spec.methods), spec.accelerations)
     if failed:
-        raise MriGenpriorError(f"{len(failed)} of {len(cells)} study cells failed (first: {failed[0]})")
+        cells = len(runs) * len(files)
+        raise MriGenpriorError(f"{len(failed)} of {cells} study cells failed (first: {failed[0]})")
     return rows
 
 

@@ -38,7 +38,7 @@ from typing import Optional, Tuple
 import numpy as np
 import torch
 
-from .. import MriGenpriorError
+from .. import MriGenpriorError, check_choice
 from ..masks import calibration_region, centre_calibration, centred, expand
 
 
@@ -113,8 +113,7 @@ def coil_maps(kspace: np.ndarray, mask: np.ndarray, kind: str = DEFAULT_MAPS,
         Unknown ``kind``, or a calibration region narrower than :data:`MIN_CALIBRATION` lines.
     """
 
-    if kind not in MAPS:
-        raise MriGenpriorError(f"unknown coil-map method {kind!r}; choose from {', '.join(MAPS)}")
+    check_choice("unknown coil-map method", kind, MAPS)
     if kspace.shape[0] == 1:
         return np.ones_like(kspace, dtype=np.complex64)
     region = calibration_region(mask, kspace.shape[-2:])

@@ -39,6 +39,12 @@ def _deal(candidates: torch.Tensor, draw: torch.Tensor, folds: int) -> torch.Ten
     return torch.stack([candidates & (fold == k) for k in range(folds)])
 
 
+def random_subset(mask: torch.Tensor, fraction: float, rng: torch.Generator) -> torch.Tensor:
+    """Each ``True`` of the boolean ``mask`` kept with probability ``fraction`` (one uniform
+    draw per element from ``rng``, on the CPU, so the subset does not depend on the device)."""
+    return mask & (torch.rand(mask.shape, generator=rng) < fraction).to(mask.device)
+
+
 class Physics(Operator):
     """Interface of the per-batch measurement model (see the module docstring).
 
@@ -333,8 +339,11 @@ class SensePhysics(Physics):
         added) under the square root. ``shrink`` ``(B, C, H, W)`` in [0, 1] (or None)
         multiplies the coil k-space first, so it acts on the unmeasured samples only
         (ensemble shrinkage, :func:`mri_genprior.solvers.stages.ensemble_shrinkage`).
-        Without maps (methods that return an RSS image): ``|images|``."""
+        Without maps: coil images ``(B, C, H, W)`` (maps-free methods) as
+        :meth:`CoilPhysics.output`, and an image ``(B, H, W)`` (zero-filling's RSS) as ``|images|``."""
         if self.maps is None:
+            if images.ndim == 4:
+                return self.coil_images(images.shape[1]).output(images, y, shrink)
             return super().output(images, y, shrink)
         return self._consistent_rss(images, y, shrink)
 

@@ -26,7 +26,7 @@ from typing import List, Sequence, Tuple
 import numpy as np
 from tqdm.auto import tqdm
 
-from .. import MriGenpriorError
+from .. import MriGenpriorError, check_choice
 from ..io import Volume, input_files, open_volume
 from ..physics import coil_combine, crop_or_pad, espirit_maps, percentile_scale, remove_readout_oversampling, \
     scale_factor
@@ -68,8 +68,7 @@ def training_images(paths: Sequence[os.PathLike | str], target: str = "complex",
     -------
     images, sources : the stacked images and ``(file name, slice)`` of each.
     """
-    if target not in TARGETS:
-        raise MriGenpriorError(f"unknown training target {target!r}; choose from {', '.join(TARGETS)}")
+    check_choice("unknown training target", target, TARGETS)
     images, sources, kept = [], [], 0
     for path in tqdm(input_files(paths), desc="training images", unit="file", disable=not progress, leave=False):
         with open_volume(path) as volume:

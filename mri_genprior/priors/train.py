@@ -35,7 +35,7 @@ import torch
 from torch.utils.data import DistributedSampler
 from tqdm.auto import tqdm
 
-from .. import MriGenpriorError
+from .. import MriGenpriorError, check_choice
 from ..io import atomic_path
 from . import distributed, save_checkpoint
 from .datasets import TARGETS, training_images
@@ -104,8 +104,7 @@ class Trainer:
 
     def __init__(self, config: TrainConfig, images: torch.Tensor, run_dir: Path, ctx: distributed.Context,
                  progress: bool = True):
-        if config.model not in TRAINABLE:
-            raise MriGenpriorError(f"unknown model {config.model!r}; choose from {', '.join(TRAINABLE)}")
+        check_choice("unknown model", config.model, TRAINABLE)
         self.config, self.run_dir, self.ctx, self.progress = config, run_dir, ctx, progress
         self.images = images
         channels = images.shape[1]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Dict, Type
 
-from .. import MriGenpriorError
+from .. import MriGenpriorError, check_choice
 from .base import Method, Result
 from .classical import SigpyRecon, ZeroFilled
 from .posterior import AnnealedPublished, DecomposedDiffusion, DiffusionPosterior, Langevin, PredictorCorrector
@@ -89,8 +89,7 @@ def _convert(default, value):
 def make_method(name: str, **params) -> Method:
     """Build method ``name`` with hyper-parameters ``params`` (strings are converted to
     the default's type, so CLI ``KEY=VALUE`` pairs can be passed straight through)."""
-    if name not in METHODS:
-        raise MriGenpriorError(f"unknown method {name!r}; choose from {', '.join(METHODS)}")
+    check_choice("unknown method", name, METHODS)
     entry = METHODS[name]
     defaults = entry.parameters()
     kwargs = dict(entry.defaults)

@@ -11,7 +11,8 @@ where, for a batch of B slices,
   Cartesian SENSE ``(B, C, H, W)`` k-space, masked and scaled),
 * ``physics``: the :class:`~mri_genprior.physics.Physics` built once for the batch by
   the pipeline (or by the caller, e.g. a non-Cartesian SigPy ``Sense``),
-* the :class:`Result` holds ``(B, H, W)`` complex64 images on the same scale as ``y``,
+* the :class:`Result` holds ``(B, H, W)`` complex64 images (a maps-free method's: ``(B, C,
+  H, W)`` coil images) on the same scale as ``y``,
   an optional per-pixel standard deviation and per-slice diagnostics.
 
 ``reconstruct`` leaves no state on the method: the same method object may serve any
@@ -52,7 +53,9 @@ class Result:
 
     Attributes
     ----------
-    images : ``(B, H, W)`` complex64 reconstructions (scaled like ``y``).
+    images : ``(B, *physics.ishape)`` complex64 reconstructions (scaled like ``y``): ``(B, H, W)``
+        images, or ``(B, C, H, W)`` coil images from a maps-free method (the physics' output
+        convention, :meth:`~mri_genprior.physics.Physics.output`, makes the written magnitude).
     std : ``(B, H, W)`` per-pixel standard deviation of the magnitude, or None.
     diagnostics : one JSON-able dict per slice. Every method's hold the keys of
         :data:`DIAGNOSTICS` (``seconds`` is added by the pipeline where the method has not

@@ -31,7 +31,7 @@ from typing import Optional, Union
 import numpy as np
 import torch
 
-from .. import MriGenpriorError
+from .. import MriGenpriorError, check_choice
 from ..physics.operators import array_to_tensor, tensor_to_array
 from ..progress import iterate
 from .base import Method, Result, number_or_auto
@@ -325,15 +325,12 @@ class SigpyRecon(Method):
     noise_reference: Optional[float] = None
 
     def __post_init__(self):
-        if self.regularizer not in REGULARIZERS:
-            raise MriGenpriorError(f"has no regularizer {self.regularizer!r}; choose from {', '.join(REGULARIZERS)}")
+        check_choice("parameter regularizer", self.regularizer, REGULARIZERS)
         self.lamda = number_or_auto("lamda", self.lamda)
         if self.folds < 2:
             raise MriGenpriorError(f"parameter folds: cross-validation needs at least 2, got {self.folds}")
-        if self.ladder not in LADDERS:
-            raise MriGenpriorError(f"parameter ladder: choose from {', '.join(LADDERS)}, got {self.ladder!r}")
-        if self.start not in STARTS:
-            raise MriGenpriorError(f"parameter start: choose from {', '.join(STARTS)}, got {self.start!r}")
+        check_choice("parameter ladder", self.ladder, LADDERS)
+        check_choice("parameter start", self.start, STARTS)
         if self.start == "warm" and self.lamda != "auto":
             raise MriGenpriorError("parameter start=warm applies to lamda=auto only; a fixed λ "
                                    f"({self.lamda}) is solved from zero")
@@ -345,8 +342,7 @@ class SigpyRecon(Method):
                                    f"not {self.regularizer!r}")
         if self.max_iter < 1:
             raise MriGenpriorError(f"parameter max_iter: expected a number of iterations >= 1, got {self.max_iter}")
-        if self.scope not in SCOPES:
-            raise MriGenpriorError(f"parameter scope: choose from {', '.join(SCOPES)}, got {self.scope!r}")
+        check_choice("parameter scope", self.scope, SCOPES)
         if self.scope == "auto":
             self.scope = "volume" if (self.ladder, self.start) == ("zero", "zero") else "slice"
         if self.scope == "volume" and (self.ladder, self.start) != ("zero", "zero"):

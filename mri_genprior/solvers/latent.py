@@ -16,7 +16,8 @@ penalties are named parts: :class:`LatentNorm` (λ_z ‖z‖²) and :class:`Wave
 
 * ``sign_flip_every=k``: every k steps, items with f(−z) < f(z) jump to −z
   (Hand & Voroninski 2017, Algorithm 1).
-* ``holdout=p``: a random fraction p of the measured samples is left out of the fit;
+* ``holdout=p``: a random fraction p of the measured k-space locations (all coils of a
+  location together) is left out of the fit;
   the iterate with the lowest held-out loss is returned (early stopping that needs no
   ground truth), and the fit stops after ``patience`` steps without improvement.
 
@@ -40,7 +41,7 @@ import torch
 from torch import nn
 
 from .. import MriGenpriorError
-from ..physics import crop_or_pad
+from ..physics import crop_or_pad, random_subset
 from ..physics.operators import per_item, squared_norms, to_complex
 from ..progress import iterate
 from .classical import WAVELET
@@ -102,17 +103,6 @@ class WaveletSparsity:
 
     def __call__(self, nu: torch.Tensor) -> torch.Tensor:
         return self.lamda * self.transform.forward(nu).abs().flatten(1).sum(1)
-
-
-def holdout_mask(y: torch.Tensor, fraction: float, rng: torch.Generator) -> torch.Tensor:
-    """Boolean ``(N, 1, *y.shape[2:])`` mask choosing ``fraction`` of each item's measured samples.
-
-    A sample is measured where the first coil's k-space is non-zero; all coils of a
-    k-space location are held out together.
-    """
-    measured = y[:, :1] != 0
-    draw = torch.rand(measured.shape, generator=rng).to(y.device)
-    return measured & (draw < fraction)
 
 
 def _parameter_groups(network: nn.Module, z: torch.Tensor, options: FitOptions):
@@ -181,7 +171,7 @@ def fit(op, y: torch.Tensor, network: nn.Module, z0: torch.Tensor, options: FitO
         nu = torch.zeros((y.shape[0],) + tuple(grid), dtype=torch.complex64, device=y.device, requires_grad=True)
         groups.append({"params": [nu], "lr": options.lr})
     optimizer = (torch.optim.Adam if options.optimizer == "adam" else torch.optim.SGD)(groups)
-    held = holdout_mask(y, options.holdout, rng) if options.holdout > 0 else None
+    held = random_subset(y[:, :1] != 0, options.holdout, rng) if options.holdout > 0 else None
     misfit = op.misfit(y, held)
 
     def image_of(latent: torch.Tensor) -> torch.Tensor:

@@ -36,7 +36,7 @@ from typing import Union
 import numpy as np
 import torch
 
-from .. import MriGenpriorError
+from .. import MriGenpriorError, check_choice
 from ..physics.operators import per_item
 from ..priors import SCORE_ARCHITECTURES
 from ..priors.denoiser import complex_denoiser, geometric_sigmas, karras_sigmas
@@ -111,8 +111,7 @@ class PosteriorSampling(Method):
     def __post_init__(self):
         if not self.prior:
             raise MriGenpriorError("needs a score prior checkpoint: --prior CKPT (mri-genprior train --model score)")
-        if self.schedule not in SCHEDULES:
-            raise MriGenpriorError(f"has no noise schedule {self.schedule!r}; choose from {', '.join(SCHEDULES)}")
+        check_choice("parameter schedule", self.schedule, SCHEDULES)
         if self.samples < 1 or self.levels < 1:
             raise MriGenpriorError(f"needs samples >= 1 and levels >= 1, got {self.samples} and {self.levels}")
         self.noise = number_or_auto("noise", self.noise)

@@ -45,7 +45,7 @@ import torch
 from torch import nn
 
 from .. import MriGenpriorError
-from ..physics import HybridSense, SensePhysics
+from ..physics import HybridSense, SensePhysics, random_subset
 from ..physics.operators import batched_cg
 from ..priors.networks import ResidualCNN, TotalVariationProx
 from ..progress import iterate
@@ -151,7 +151,7 @@ class ZeroShotSSL(Method):
         rng = torch.Generator().manual_seed(seed)
 
         def draw(mask, fraction):
-            return mask & (torch.rand(mask.shape, generator=rng) < fraction).to(mask.device)
+            return random_subset(mask, fraction, rng)
 
         measured, candidates = y[:, :1] != 0, physics.validation_folds(y, 2, rng).any(0)
         held = draw(candidates, self.holdout)

@@ -22,7 +22,8 @@ Two forms (``form``; ``sense`` is the default):
 
 * ``coils``: maps-free, as in the original papers: the network outputs all C coil images
   (2C channels) and is fitted through :class:`~mri_genprior.physics.CoilPhysics`; the
-  image is the RSS of the data-consistent coil images. No coil maps are estimated.
+  method returns the coil images, whose written magnitude is the RSS of the data-consistent
+  coil images (the physics' output convention). No coil maps are estimated.
 * ``sense``: the network outputs one complex image, fitted through the SENSE physics
   (coil maps estimated by the pipeline).
 """
@@ -33,7 +34,7 @@ import dataclasses
 
 import torch
 
-from .. import MriGenpriorError
+from .. import MriGenpriorError, check_choice
 from ..priors import build
 from .base import Method, Result, stopped_by
 from .latent import FitOptions, fit
@@ -62,8 +63,7 @@ class UntrainedPrior(Method):
     seed: int = 0
 
     def __post_init__(self):
-        if self.form not in FORMS:
-            raise MriGenpriorError(f"parameter form: choose from {', '.join(FORMS)}, got {self.form!r}")
+        check_choice("parameter form", self.form, FORMS)
         if self.ensemble < 1:
             raise MriGenpriorError(f"parameter ensemble: expected a number of fits >= 1, got {self.ensemble}")
 
@@ -110,9 +110,7 @@ class UntrainedPrior(Method):
             x = members.mean(0)
             shrink = ensemble_shrinkage(one.coil_kspace(members.flatten(0, 1)).unflatten(0, members.shape[:2])) \
                 if self.shrink and len(fits) > 1 else None
-            if self.form == "coils":  # the RSS image (magnitude): the written output of maps-free physics
-                x = torch.as_tensor(one.output(x.cpu().numpy(), yb, shrink), device=x.device).to(torch.complex64)
-            elif shrink is not None:
+            if shrink is not None:
                 shrinks.append(shrink)
             images.append(x)
             diagnostics.append({"method": self.name, "seeds": list(seeds),

@@ -25,7 +25,7 @@ from typing import List
 
 import numpy as np
 
-from .. import MriGenpriorError
+from .. import check_choice
 from .fastmri import checked_reconstruction, write_reconstruction
 from .nifti import write_nifti
 from .png import write_png
@@ -38,8 +38,7 @@ def output_files(fmt: str, out_dir: os.PathLike | str, source: os.PathLike | str
     output, which appears last (its presence means the volume is done)."""
     stem = Path(out_dir) / Path(source).stem
     files = {"h5": [".h5"], "nifti": [".nii.gz", "_std.nii.gz", ".json"], "png": [""]}
-    if fmt not in files:
-        raise MriGenpriorError(f"unknown output format {fmt!r}; choose from {', '.join(OUTPUT_FORMATS)}")
+    check_choice("unknown output format", fmt, OUTPUT_FORMATS)
     return [stem.with_name(stem.name + suffix) for suffix in files[fmt]]
 
 
