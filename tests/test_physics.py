@@ -342,3 +342,16 @@ def test_validation_weights_are_the_distance_from_the_kspace_centre(device):
     linop = mr.linop.Sense(np.ones((3, 8, 8), np.complex64), coord=np.random.default_rng(0).uniform(-4, 4, (50, 2)))
     generic = SigpyPhysics([linop], device).validation_weights()
     assert tuple(generic.shape) == (1, 50) and bool((generic == 1).all())
+
+
+def test_sigpy_on_cuda_without_cupy_names_the_install_extra():
+    """Without CuPy, a CUDA run fails at its first SigPy step with a one-line error naming
+    the ``gpu`` install extra (not an ImportError deep in SigPy)."""
+    import importlib.util
+
+    from mri_genprior.physics.coils import sigpy_device
+
+    if importlib.util.find_spec("cupy") is not None:
+        pytest.skip("CuPy is installed here: the error cannot arise")
+    with pytest.raises(MriGenpriorError, match=r'needs CuPy.*pip install "mri_genprior\[gpu\]"'):
+        sigpy_device("cuda:0")

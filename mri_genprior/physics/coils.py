@@ -40,6 +40,7 @@ import torch
 
 from .. import MriGenpriorError, check_choice
 from ..masks import calibration_region, centre_calibration, centred, expand
+from .operators import cupy
 
 
 def coil_combine(kspace: np.ndarray, mps: np.ndarray) -> np.ndarray:
@@ -269,10 +270,11 @@ def _second_set(covariance, sets: Optional[int], xp):
 
 
 def sigpy_device(device: torch.device | str):
-    """The ``sigpy.Device`` matching a torch device (CUDA needs CuPy)."""
+    """The ``sigpy.Device`` matching a torch device (CUDA needs CuPy: the ``gpu`` install extra)."""
     import sigpy as sp
 
     device = torch.device(device)
     if device.type == "cuda":
+        cupy()
         return sp.Device(device.index if device.index is not None else torch.cuda.current_device())
     return sp.cpu_device

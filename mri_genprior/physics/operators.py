@@ -196,13 +196,25 @@ class Operator(abc.ABC):
 
 # -- the SigPy bridge -------------------------------------------------------------------------
 
+GPU_EXTRA = 'pip install "mri_genprior[gpu]"'  # brings CuPy (cupy-cuda12x), SigPy's CUDA backend
+
+
+def cupy():
+    """The ``cupy`` module, which SigPy needs on CUDA; a one-line error naming the install
+    extra where it is missing."""
+    try:
+        import cupy as module
+    except ImportError as err:
+        raise MriGenpriorError(f"SigPy on CUDA needs CuPy, which is not installed: {GPU_EXTRA} "
+                               "(or pip install cupy-cuda13x for CUDA 13)") from err
+    return module
+
+
 def tensor_to_array(x: torch.Tensor):
     """Share a torch tensor's memory as a NumPy (CPU) or CuPy (CUDA) array."""
     x = x.detach().resolve_conj().contiguous()
     if x.is_cuda:
-        import cupy
-
-        return cupy.from_dlpack(x)
+        return cupy().from_dlpack(x)
     return x.numpy()
 
 

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from .. import MriGenpriorError, check_choice
-from ..physics.operators import array_to_tensor, tensor_to_array
+from ..physics.operators import array_to_tensor, cupy, tensor_to_array
 from ..progress import iterate
 from .base import Method, Result, number_or_auto
 
@@ -177,9 +177,7 @@ def seeded_sigpy_random(seed: int, device):
     state = np.random.get_state()
     np.random.seed(seed)
     if device.type == "cuda":
-        import cupy
-
-        cupy.random.seed(seed)
+        cupy().random.seed(seed)
     try:
         yield
     finally:
