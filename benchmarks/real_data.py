@@ -58,7 +58,7 @@ def main():
         params.setdefault(method, {})[name] = value
     with tempfile.TemporaryDirectory() as tmp:
         files = args.files or [wrap_kspace(np.load(REAL), Path(tmp) / "brain_8coil.h5", reference=True)]
-        print(f"| file | method | accel | SSIM | PSNR | seconds |\n|---|---|---|---|---|---|")
+        print("| file | method | accel | SSIM | PSNR | seconds |\n|---|---|---|---|---|---|")
         names, panel, failures = args.methods.split(","), {}, []
         for file in files:
             with open_volume(file) as volume:

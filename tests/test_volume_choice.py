@@ -1,4 +1,5 @@
-"""λ chosen once per volume (``scope=volume``, L1-wavelet's default): the central slice's choice, scaled per slice."""
+"""λ chosen once per volume (``scope=volume``, L1-wavelet's and SENSE's default): the central slice's choice,
+scaled per slice."""
 
 import numpy as np
 import pytest
@@ -10,11 +11,12 @@ from mri_genprior.recon import MaskSpec, ReconOptions, reconstruct_volume
 from mri_genprior.solvers import make_method
 
 
-def test_l1_wavelet_chooses_lamda_once_per_volume_and_scales_it_by_each_slices_noise(synth_file):
-    """``scope=volume`` (l1-wavelet's default): λ is cross-validated on the central slice
-    only and every slice is solved once at λ σ_b / σ_ref; the recorded choice reproduces the
-    output. (That it scores as a λ chosen for every slice does is measured on 7-slice volumes
-    in docs/real_data.md, "Once per volume".)"""
+@pytest.mark.parametrize("name", ["l1-wavelet", "sense"])
+def test_lamda_is_chosen_once_per_volume_and_scaled_by_each_slices_noise(name, synth_file):
+    """``scope=volume`` (the default of l1-wavelet and of sense): λ is cross-validated on the
+    central slice only and every slice is solved once at λ σ_b / σ_ref; the recorded choice
+    reproduces the output. (That it scores as a λ chosen for every slice does is measured on
+    7-slice volumes in docs/real_data.md, "Once per volume".)"""
     from mri_genprior.recon import prepare_batch, volume_mask
 
     with open_volume(synth_file) as volume:
@@ -24,7 +26,7 @@ def test_l1_wavelet_chooses_lamda_once_per_volume_and_scales_it_by_each_slices_n
         batch = prepare_batch(volume, range(2), mask, crop, True, "cpu")
     sigma = batch.physics.noise_std(batch.y).numpy()
     options = ReconOptions(spec, device="cpu", progress=False)
-    recon, info = reconstruct_volume(synth_file, make_method("l1-wavelet"), options)
+    recon, info = reconstruct_volume(synth_file, make_method(name), options)
     chosen = info["volume_choice"]
     assert chosen["slice"] == 1 and len(chosen["validation_errors"]) >= 3
     assert info["settings"]["lamda"] == "auto" and info["settings"]["scope"] == "volume"
@@ -32,8 +34,9 @@ def test_l1_wavelet_chooses_lamda_once_per_volume_and_scales_it_by_each_slices_n
     lamdas = [d["lamda"] for d in info["diagnostics"]]
     np.testing.assert_allclose(lamdas, chosen["lamda"] * sigma / sigma[1], rtol=1e-5)
     assert abs(lamdas[0] / lamdas[1] - 1) > 0.01  # the slices' noise differs in normalised units
-    again, _ = reconstruct_volume(synth_file, make_method("l1-wavelet", lamda=chosen["lamda"],
-                                                          noise_reference=chosen["noise_std"]), options)
+    assert chosen["continuation"] == (10 if name == "sense" else 0)  # sense: after a warm ladder
+    again, _ = reconstruct_volume(synth_file, make_method(name, lamda=chosen["lamda"], noise_reference=chosen["noise_std"],
+                                                          continuation=chosen["continuation"]), options)
     np.testing.assert_array_equal(again, recon)
     zero_filled, zf_info = reconstruct_volume(synth_file, make_method("zero-filled"), options)
     assert "volume_choice" not in zf_info
@@ -41,11 +44,15 @@ def test_l1_wavelet_chooses_lamda_once_per_volume_and_scales_it_by_each_slices_n
 
 
 def test_a_lamda_for_the_volume_needs_solves_from_zero_and_a_noise_reference_a_fixed_lamda():
-    with pytest.raises(MriGenpriorError, match="scope=volume: needs ladder=zero start=zero"):
-        make_method("tv", scope="volume")
+    for name, params in (("tv", {}), ("sense", {"start": "warm"})):
+        with pytest.raises(MriGenpriorError, match="scope=volume: needs ladder=zero start=zero"):
+            make_method(name, scope="volume", **params)
+    assert make_method("sense").chooses_per_volume and make_method("sense", start="warm").scope == "slice"
     warm = make_method("l1-wavelet", ladder="warm", refine=False)
     assert make_method("tv").scope == warm.scope == "slice" and not warm.chooses_per_volume
     with pytest.raises(MriGenpriorError, match="noise_reference"):
         make_method("l1-wavelet", noise_reference=0.1)
+    with pytest.raises(MriGenpriorError, match="continuation"):
+        make_method("sense", continuation=10)  # λ chosen per slice: nothing to continue to
     with pytest.raises(MriGenpriorError, match="parameter scope"):
         make_method("l1-wavelet", scope="slices")

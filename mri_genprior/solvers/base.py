@@ -104,7 +104,7 @@ class Method:
     @property
     def chooses_per_volume(self) -> bool:
         """Whether :meth:`for_volume` makes a choice (the pipeline then prepares the central
-        slice for it once more); False by default."""
+        slice's batch first); False by default."""
         return False
 
     def for_volume(self, y, physics) -> Tuple[Method, dict]:

@@ -57,6 +57,7 @@ class Regularizer:
     ``LinearLeastSquares`` (which picks its solver from them)."""
 
     spins = False  # whether its proximal operator depends on the image's position (cycle spinning helps)
+    continues = False  # whether a warm ladder's λ holds for a continuation down its rungs on all the data
 
     def terms(self, shape, lamda: float) -> dict:
         """The solver's keywords for images of ``shape`` at weight ``lamda``."""
@@ -72,7 +73,11 @@ class Regularizer:
 
 
 class Tikhonov(Regularizer):
-    """``λ‖x‖²``: conjugate gradient on the normal equations (SigPy's ``SenseRecon``)."""
+    """``λ‖x‖²``: conjugate gradient on the normal equations (SigPy's ``SenseRecon``). A warm
+    ladder's λ holds for a continuation down the rungs above it (``continues``: measured in
+    docs/real_data.md, "Once per volume")."""
+
+    continues = True
 
 
 class WaveletL1(Regularizer):
@@ -193,6 +198,7 @@ REFINE_STEP = 10.0 ** 0.25  # refine: the chosen rung's neighbours are λ × and
 REFINE_TOLERANCE = 0.02  # refine: the largest λ whose held-out error is within 2 % of the lowest wins
 SCOPES = ("auto", "volume", "slice")  # lamda=auto: chosen once per volume (its central slice) or per slice
 NOISE_POWER = 1.0  # scope=volume: λ of a slice ∝ its noise std to this power
+CONTINUATION = 10  # scope=volume after a warm ladder: iterations per rung of each slice's continuation
 
 
 def _lowest(errors, start: int) -> int:
@@ -297,16 +303,19 @@ class SigpyRecon(Method):
     ``cycle_spin`` (wavelets only) cycle-spins the threshold in every solve, folds and final
     (:class:`CycleSpin`, shifts seeded by ``seed`` and the slice, the same in every solve).
 
-    ``scope="volume"`` (with ``lamda="auto"``; ``ladder="zero"`` and ``start="zero"``, so that
-    the chosen λ is that of one solve from zero) chooses λ once per volume of several slices,
-    on its central slice (:meth:`for_volume`), and solves every slice once from zero at
-    λ_b = λ (σ_b / σ_ref)^:data:`NOISE_POWER`, σ the slice's k-space noise std
-    (``physics.noise_std``) in the normalised units the solves see: noise and anatomy are
-    shared by the slices of a volume, what differs is each slice's normalisation (a soft
-    threshold scales with the noise std). ``scope="slice"`` chooses λ for every slice;
-    ``"auto"`` is ``"volume"`` where the ladder and the start are from zero, else ``"slice"``.
-    ``noise_reference`` (σ_ref; set by :meth:`for_volume`, or by the caller with a fixed λ)
-    turns on that scaling.
+    ``scope="volume"`` (with ``lamda="auto"``) chooses λ once per volume of several slices, on
+    its central slice (:meth:`for_volume`), and solves every slice at λ_b = λ (σ_b /
+    σ_ref)^:data:`NOISE_POWER`, σ the slice's k-space noise std (``physics.noise_std``) in
+    the normalised units the solves see: noise and anatomy are shared by the slices of a
+    volume, what differs is each slice's normalisation (a soft threshold scales with the
+    noise std). Each slice's solve must be the one the chosen λ was measured for: after
+    ``ladder="zero"`` and ``start="zero"`` one solve from zero; after the warm ladder of a
+    regulariser that ``continues`` (``l2``, ``start`` not ``"warm"``) a ``continuation``:
+    :data:`CONTINUATION` iterations at each rung above λ_b (scaled alike), each from the
+    last, then λ_b. ``scope="slice"`` chooses λ for every slice; ``"auto"`` is ``"volume"``
+    where these conditions hold (``l1-wavelet``, ``sense``), else ``"slice"`` (``tv``).
+    ``noise_reference`` (σ_ref; it turns on that scaling) and ``continuation`` are set by
+    :meth:`for_volume`, or by the caller with a fixed λ.
     """
 
     regularizer: str = "wavelet"
@@ -321,6 +330,7 @@ class SigpyRecon(Method):
     seed: int = 0
     scope: str = "auto"
     noise_reference: Optional[float] = None
+    continuation: int = 0
 
     def __post_init__(self):
         check_choice("parameter regularizer", self.regularizer, REGULARIZERS)
@@ -341,16 +351,22 @@ class SigpyRecon(Method):
         if self.max_iter < 1:
             raise MriGenpriorError(f"parameter max_iter: expected a number of iterations >= 1, got {self.max_iter}")
         check_choice("parameter scope", self.scope, SCOPES)
+        once = (self.ladder, self.start) == ("zero", "zero") or (
+            self.ladder == "warm" and self.start != "warm" and REGULARIZERS[self.regularizer].continues)
         if self.scope == "auto":
-            self.scope = "volume" if (self.ladder, self.start) == ("zero", "zero") else "slice"
-        if self.scope == "volume" and (self.ladder, self.start) != ("zero", "zero"):
+            self.scope = "volume" if once else "slice"
+        if self.scope == "volume" and not once:
             raise MriGenpriorError("parameter scope=volume: needs ladder=zero start=zero (a warm ladder's λ holds "
-                                   "for its warm-started path, not for one solve from zero); or add scope=slice")
+                                   "for its warm-started path, not for one solve from zero), or the l2 "
+                                   "regularizer's warm ladder without start=warm; or add scope=slice")
         if self.noise_reference is not None:
             self.noise_reference = float(self.noise_reference)
             if self.lamda == "auto" or not 0 < self.noise_reference < float("inf"):
                 raise MriGenpriorError("parameter noise_reference: a noise std > 0 that scales a fixed λ per slice, "
                                        f"got {self.noise_reference} with lamda={self.lamda}")
+        if self.continuation < 0 or (self.continuation and self.lamda == "auto"):
+            raise MriGenpriorError("parameter continuation: iterations >= 0 per rung above a fixed λ, "
+                                   f"got {self.continuation} with lamda={self.lamda}")
 
     def _auto_lamda(self, linop, y, folds, weights, spin):
         """(λ, the final solve's start (None: zero), diagnostics) for one slice's ``y``
@@ -413,11 +429,13 @@ class SigpyRecon(Method):
         cross-validation with ``lamda="auto"``, else the fixed λ (scaled by the slice's
         noise std where ``noise_reference`` is set)."""
         if self.lamda != "auto":
-            lamda = self.lamda
             sigma = None if self.noise_reference is None else _noise_std(physics, y, b)
-            if sigma is not None:
-                lamda *= (sigma / self.noise_reference) ** NOISE_POWER
-            return lamda, None, {"lamda": lamda}
+            scale = 1.0 if sigma is None else (sigma / self.noise_reference) ** NOISE_POWER
+            x = None
+            for rung in [t for t in LADDER if t > self.lamda] if self.continuation else []:
+                x = _solve(physics.linop(b), tensor_to_array(y[b]), self.regularizer, rung * scale,
+                           self.continuation, x=x, spin=spin)
+            return self.lamda * scale, x, {"lamda": self.lamda * scale}
         rng = torch.Generator().manual_seed(self.seed + b)
         one = physics.select([b])
         folds = one.validation_folds(y[b:b + 1], self.folds, rng)[:, 0]
@@ -430,16 +448,18 @@ class SigpyRecon(Method):
 
     def for_volume(self, y, physics):
         """With ``lamda="auto"`` and ``scope="volume"``, this method at the λ cross-validation
-        chooses on ``y`` (a volume's central slice) with ``noise_reference`` its noise std,
-        and that choice's diagnostics; otherwise itself."""
+        chooses on ``y`` (a volume's central slice) with ``noise_reference`` its noise std and,
+        after a warm ladder, ``continuation`` :data:`CONTINUATION`, and that choice's
+        diagnostics; otherwise itself."""
         import sigpy as sp
 
         if not self.chooses_per_volume:
             return self, {}
         with sp.get_device(tensor_to_array(y)), seeded_sigpy_random(0, y.device):
             lamda, _, record = self._choose(y, physics, 0, self.seed if self.cycle_spin else None)
-        sigma = _noise_std(physics, y, 0)
-        return self.replace(lamda=lamda, noise_reference=sigma), {**record, "noise_std": sigma}
+        sigma, continuation = _noise_std(physics, y, 0), CONTINUATION if self.ladder == "warm" else 0
+        return (self.replace(lamda=lamda, noise_reference=sigma, continuation=continuation),
+                {**record, "noise_std": sigma, "continuation": continuation})
 
     def reconstruct(self, y, physics) -> Result:
         import sigpy as sp
