@@ -279,8 +279,8 @@ def reconstruct_opened(volume: Volume, method: Method, options: ReconOptions = R
     settings = method.settings()
     method, chosen = _for_volume(volume.num_slices, method, batch_of, options.progress)
     for first in range(0, volume.num_slices, options.batch_size):
-        indices = range(first, min(first + options.batch_size, volume.num_slices))
         batch = batch_of(first, last_use=True)[0]
+        indices = range(first, first + batch.y.shape[0])
         whitened += batch.whitened
         map_sets.extend(batch.map_sets)
         if method.needs_maps and batch.y.shape[1] > 1:

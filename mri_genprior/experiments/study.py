@@ -64,9 +64,14 @@ def _accel_label(accel: float) -> str:
     return f"{accel:g}x"
 
 
+def cell_dir(study_dir: Path, method: str, accel: float) -> Path:
+    """The folder of one method × acceleration: ``recon/<method>/<accel>x``."""
+    return Path(study_dir) / "recon" / method / _accel_label(accel)
+
+
 def cell_path(study_dir: Path, method: str, accel: float, file: Path) -> Path:
     """The fastMRI file of one cell: ``recon/<method>/<accel>x/<file stem>.h5``."""
-    return output_path("h5", Path(study_dir) / "recon" / method / _accel_label(accel), file)
+    return output_path("h5", cell_dir(study_dir, method, accel), file)
 
 
 def _params(spec: StudySpec) -> Dict[str, dict]:
@@ -105,7 +110,7 @@ def run_study(data: Sequence[os.PathLike | str], study_dir: os.PathLike | str, s
     failed = []
     for name, accel in tqdm(runs, desc="study", unit="run", disable=not progress):
         job = Job(name, params[name], spec.cell_options(accel))
-        report = reconstruct_all(files, cell_path(study_dir, name, accel, files[0]).parent, job, progress=False)
+        report = reconstruct_all(files, cell_dir(study_dir, name, accel), job, progress=False)
         for source, error in report.failed:
             failed.append(f"{source} {name} {_accel_label(accel)}: {error}")
             print(f"error: {failed[-1]}", file=sys.stderr)

@@ -275,6 +275,6 @@ def sigpy_device(device: torch.device | str):
 
     device = torch.device(device)
     if device.type == "cuda":
-        cupy()
+        cupy()  # where CuPy is missing: one line naming the install extra, not SigPy's ImportError
         return sp.Device(device.index if device.index is not None else torch.cuda.current_device())
     return sp.cpu_device

@@ -53,8 +53,8 @@ class Result:
 
     Attributes
     ----------
-    images : ``(B, *physics.ishape)`` complex64 reconstructions (scaled like ``y``): ``(B, H, W)``
-        images, or ``(B, C, H, W)`` coil images from a maps-free method (the physics' output
+    images : ``(B, H, W)`` complex64 reconstructions (scaled like ``y``), or ``(B, C, H, W)``
+        coil images from a maps-free method (the physics' output
         convention, :meth:`~mri_genprior.physics.Physics.output`, makes the written magnitude).
     std : ``(B, H, W)`` per-pixel standard deviation of the magnitude, or None.
     diagnostics : one JSON-able dict per slice. Every method's hold the keys of

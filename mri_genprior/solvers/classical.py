@@ -431,10 +431,11 @@ class SigpyRecon(Method):
         if self.lamda != "auto":
             sigma = None if self.noise_reference is None else _noise_std(physics, y, b)
             scale = 1.0 if sigma is None else (sigma / self.noise_reference) ** NOISE_POWER
-            x = None
-            for rung in [t for t in LADDER if t > self.lamda] if self.continuation else []:
-                x = _solve(physics.linop(b), tensor_to_array(y[b]), self.regularizer, rung * scale,
-                           self.continuation, x=x, spin=spin)
+            x, rungs = None, [t for t in LADDER if t > self.lamda] if self.continuation else []
+            if rungs:
+                linop, yb = physics.linop(b), tensor_to_array(y[b])
+                for rung in rungs:
+                    x = _solve(linop, yb, self.regularizer, rung * scale, self.continuation, x=x, spin=spin)
             return self.lamda * scale, x, {"lamda": self.lamda * scale}
         rng = torch.Generator().manual_seed(self.seed + b)
         one = physics.select([b])

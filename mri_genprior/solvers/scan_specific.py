@@ -150,11 +150,8 @@ class ZeroShotSSL(Method):
         op, data, strips = self.problem(y, physics)
         rng = torch.Generator().manual_seed(seed)
 
-        def draw(mask, fraction):
-            return random_subset(mask, fraction, rng)
-
         measured, candidates = y[:, :1] != 0, physics.validation_folds(y, 2, rng).any(0)
-        held = draw(candidates, self.holdout)
+        held = random_subset(candidates, self.holdout, rng)
         pool, known = candidates & ~held, measured & ~held
         if not bool(held.any()) or not bool(pool.any()):
             raise MriGenpriorError("zs-ssl: too few measured samples outside the calibration region to split")
@@ -164,7 +161,7 @@ class ZeroShotSSL(Method):
         band = min(self.rows, height) if strips else height
         best, kept, kept_step, losses, step = math.inf, None, 0, [], 0
         for step in iterate(range(1, self.steps + 1), "zs-ssl"):
-            target = draw(pool, self.rho)
+            target = random_subset(pool, self.rho, rng)
             first = int(torch.randint(0, height - band + 1, (1,), generator=rng)) if strips else 0
             part = op.rows(first, first + band) if strips else op
 
