@@ -48,19 +48,19 @@ FORMS = ("coils", "sense")
 class UntrainedPrior(Method):
     """An untrained network per slice (see the module docstring)."""
 
-    network: str = "deep-decoder"
-    form: str = "sense"
-    channels: int = 64
-    layers: int = 4
-    kernel_size: int = 1
-    steps: int = 1000
-    lr: float = 0.005
-    holdout: float = 0.05
-    patience: int = 200
-    data_consistency: bool = True
-    ensemble: int = 3
-    shrink: bool = True
-    seed: int = 0
+    network: str = "deep-decoder"  # an architecture of mri_genprior.priors.REGISTRY
+    form: str = "sense"  # one of FORMS
+    channels: int = 64  # the network's width
+    layers: int = 4  # its depth
+    kernel_size: int = 1  # its convolutions' (1: Deep Decoder; 3: ConvDecoder)
+    steps: int = 1000  # Adam steps at most
+    lr: float = 0.005  # Adam's step
+    holdout: float = 0.05  # the fraction of measured samples held out for early stopping
+    patience: int = 200  # steps without a better held-out loss before the fit stops
+    data_consistency: bool = True  # the measured samples restored in the output
+    ensemble: int = 3  # networks fitted per slice, their images averaged
+    shrink: bool = True  # ensemble shrinkage toward zero-filling where the members disagree
+    seed: int = 0  # slice b, member m fits from seed + b * ensemble + m (inputs and weights)
 
     def __post_init__(self):
         check_choice("parameter form", self.form, FORMS)
