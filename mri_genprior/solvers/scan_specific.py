@@ -95,8 +95,8 @@ class ZeroShotSSL(Method):
     cg_steps: int = 6
     channels: int = 32
     blocks: int = 3
-    steps: int = 600
-    lr: float = 1e-3
+    steps: int = 300
+    lr: float = 3e-3
     mu: float = 0.05
     rho: float = 0.4
     holdout: float = 0.2
