@@ -35,6 +35,7 @@ def test_lamda_is_chosen_once_per_volume_and_scaled_by_each_slices_noise(name, s
     np.testing.assert_allclose(lamdas, chosen["lamda"] * sigma / sigma[1], rtol=1e-5)
     assert abs(lamdas[0] / lamdas[1] - 1) > 0.01  # the slices' noise differs in normalised units
     assert chosen["continuation"] == (10 if name == "sense" else 0)  # sense: after a warm ladder
+    assert chosen["start"] == make_method(name).ladder and "zero_start_error" not in chosen  # no other start solved
     again, _ = reconstruct_volume(synth_file, make_method(name, lamda=chosen["lamda"], noise_reference=chosen["noise_std"],
                                                           continuation=chosen["continuation"]), options)
     np.testing.assert_array_equal(again, recon)
