@@ -61,22 +61,30 @@ def test_auto_lamda_passes_a_dip_on_the_top_rungs_of_a_small_many_coil_scan(tmp_
     assert volume_metrics(target, recon)["SSIM"] > 0.6
 
 
-def test_auto_lamda_starts_the_final_solve_from_zero_where_the_folds_predict_better_so(tmp_path):
-    """After a warm ladder (SENSE's and TV's; L1-wavelet with ``ladder=warm``), on a
-    synthetic 16-coil 96² scan at 8× (4 calibration lines): the final solve
-    warm-started from the folds' mean measured 0.606 / 16.98 (zero-filled 0.384 / 16.77),
-    from zero at the same λ 0.648 / 19.38. The record says which start won and why, and the
-    output is the solve from zero at the chosen λ given with ``-p`` (the next test checks
-    that a fixed start solves no folds from the other one). (Without cycle spinning,
-    without L1-wavelet's refinement and with the weighted held-out errors, as measured;
-    spun, the warm start wins here.)"""
+@pytest.fixture(scope="module")
+def s12_64(tmp_path_factory):
+    """A synthetic 12-coil 64² scan (the file name seeds the mask) and its reference."""
     from mri_genprior.experiments.synthetic import write_synthetic_file
 
-    path = write_synthetic_file(tmp_path / "s16.h5", [90], (96, 96), 16, 0.03, 3)
+    path = write_synthetic_file(tmp_path_factory.mktemp("s12") / "s12_64.h5", [90], (64, 64), 12, 0.03, 1)
     with open_volume(path) as volume:
-        target = volume.read_target()
-    spec = MaskSpec("random", 8, 0.04)
-    options = ReconOptions(spec, device="cpu", progress=False)
+        return path, volume.read_target()
+
+
+S12_SPEC = MaskSpec("random", 8, 0.08)  # 5 calibration lines
+
+
+def test_auto_lamda_starts_the_final_solve_from_zero_where_the_folds_predict_better_so(s12_64):
+    """After a warm ladder (SENSE's and TV's; L1-wavelet with ``ladder=warm``), on a
+    synthetic 12-coil 64² scan at 8×: the fold solves from zero at the chosen λ = 1e-4
+    measured a held-out error of 1.19 against the warm ladder's 1.24 (zero-filled 57.3), and
+    the final solve from zero 0.630 / 19.70 (zero-filled 0.419 / 16.99). The record says
+    which start won and why, and the output is the solve from zero at the chosen λ given
+    with ``-p`` (the next test checks that a fixed start solves no folds from the other
+    one). (Without cycle spinning, without L1-wavelet's refinement and with the weighted
+    held-out errors.)"""
+    path, target = s12_64
+    options = ReconOptions(S12_SPEC, device="cpu", progress=False)
     recon, info = reconstruct_volume(path, make_method("l1-wavelet", ladder="warm", cycle_spin=False, refine=False,
                                                        weighted_holdout=True, start="auto"), options)
     record = info["diagnostics"][0]
@@ -86,32 +94,23 @@ def test_auto_lamda_starts_the_final_solve_from_zero_where_the_folds_predict_bet
                                         options)
     np.testing.assert_allclose(fixed_lamda, recon, rtol=0, atol=1e-3 * float(np.abs(recon).max()))  # step size
     m, zf = (volume_metrics(target, x) for x in (
-        recon, reconstruct_volume(path, make_method("zero-filled"),
-                                  ReconOptions(spec, device="cpu", progress=False))[0]))
-    assert m["SSIM"] > 0.63 and m["PSNR"] > zf["PSNR"] + 2
+        recon, reconstruct_volume(path, make_method("zero-filled"), options)[0]))
+    assert m["SSIM"] > zf["SSIM"] + 0.18 and m["PSNR"] > zf["PSNR"] + 2
 
 
-def test_l1_wavelets_ladder_solves_every_rung_from_zero_as_a_fixed_lamda_does(tmp_path):
-    """A synthetic 8-coil 96² scan at 8× (4 calibration lines): cross-validating the solves
-    from zero (and refining, L1-wavelet's default) measured λ = 5.6e-4, 0.660 / 19.18
-    (cycle-spun; the rungs alone chose 3e-4, 0.619 / 19.31; the grid's best 0.672 at 1e-3);
-    the warm ladder chose 1e-4, 0.534 / 19.07 (zero-filled 0.334 / 15.75). The output is
-    the solve at the chosen λ given with ``-p``."""
-    from mri_genprior.experiments.synthetic import write_synthetic_file
-
-    path = write_synthetic_file(tmp_path / "s8_96_0.h5", [80], (96, 96), 8, 0.02, 0)  # the name seeds the mask
-    with open_volume(path) as volume:
-        target = volume.read_target()
-    spec = MaskSpec("random", 8, 0.04)
-    (recon, info), (warm, warm_info) = (reconstruct_volume(path, make_method("l1-wavelet", **params),
-                                                           ReconOptions(spec, device="cpu", progress=False))
+def test_l1_wavelets_ladder_solves_every_rung_from_zero_as_a_fixed_lamda_does(s12_64):
+    """The same scan: cross-validating the solves from zero (and refining, L1-wavelet's
+    default) measured λ = 3.2e-4, 0.721 / 19.99 (cycle-spun); the warm ladder chose 1e-4,
+    0.662 / 19.93. The output is the solve at the chosen λ given with ``-p``."""
+    path, target = s12_64
+    options = ReconOptions(S12_SPEC, device="cpu", progress=False)
+    (recon, info), (warm, warm_info) = (reconstruct_volume(path, make_method("l1-wavelet", **params), options)
                                         for params in ({}, {"ladder": "warm", "refine": False}))
     record = info["diagnostics"][0]
     assert record["start"] == "zero" and "zero_start_error" not in record
     assert record["lamda"] > warm_info["diagnostics"][0]["lamda"]
     assert volume_metrics(target, recon)["SSIM"] > volume_metrics(target, warm)["SSIM"] + 0.03
-    fixed, _ = reconstruct_volume(path, make_method("l1-wavelet", lamda=record["lamda"]),
-                                  ReconOptions(spec, device="cpu", progress=False))
+    fixed, _ = reconstruct_volume(path, make_method("l1-wavelet", lamda=record["lamda"]), options)
     np.testing.assert_allclose(recon, fixed, rtol=0, atol=1e-3 * float(np.abs(fixed).max()))
 
 

@@ -74,7 +74,7 @@ def test_defaults_beat_zero_filled_on_a_small_crop(real96, name, params):
     SENSE 0.845 / 27.04, L1-wavelet 0.908 / 30.47, TV 0.903 / 30.33, ConvDecoder (300 steps)
     0.701 / 22.76. The whole brain's table: ``python benchmarks/real_data.py --check``."""
     (zf, _), (m, _) = scored(*real96, "zero-filled"), scored(*real96, name, **params)
-    assert m["SSIM"] > zf["SSIM"] + 0.02 and m["PSNR"] > zf["PSNR"] + 1.0, (name, m, zf)
+    assert m["SSIM"] > zf["SSIM"] + 0.05 and m["PSNR"] > zf["PSNR"] + 1.0, (name, m, zf)
 
 
 def test_zs_ssl_beats_zero_filled_on_a_small_crop_and_keeps_its_best_validated_weights(real96):
@@ -130,10 +130,11 @@ def test_sense_at_8x_beats_zero_filled_by_a_margin_with_espirit_maps_from_eight_
 
 def test_espirit_maps_from_seven_lines_beat_jsense_maps(mask_b):
     """The real brain at 8× under a mask with 7 calibration lines: ``auto`` takes ESPIRiT
-    on the 230 × 7 rectangle (6 × 3 blocks), measured SENSE 0.564 / 20.94 against jsense's
-    maps 0.534 / 20.26 (zero-filled 0.500 / 19.61)."""
+    on the 230 × 7 rectangle (6 × 3 blocks), measured SENSE at the λ its default chooses
+    there (3.16e-2) 0.564 / 20.94 against jsense's maps 0.538 / 20.53 (at their defaults
+    0.564 / 20.94 against 0.534 / 20.26; zero-filled 0.500 / 19.61)."""
     spec = MaskSpec("random", 8, 0.04)
-    (auto, info), (jsense, _) = (scored(*mask_b, "sense", spec, maps) for maps in ("auto", "jsense"))
+    (auto, info), (jsense, _) = (scored(*mask_b, "sense", spec, maps, lamda=LADDER[3]) for maps in ("auto", "jsense"))
     assert info["coil_maps"] == "espirit"
     assert auto["SSIM"] > jsense["SSIM"] + 0.015 and auto["PSNR"] > jsense["PSNR"] + 0.3, (auto, jsense)
 
