@@ -368,12 +368,11 @@ class SigpyRecon(Method):
             raise MriGenpriorError("parameter continuation: iterations >= 0 per rung above a fixed λ, "
                                    f"got {self.continuation} with lamda={self.lamda}")
 
-    def _auto_lamda(self, linop, y, folds, weights, spin, compare_starts=True):
+    def _auto_lamda(self, linop, y, folds, weights, spin):
         """(λ, the final solve's start (None: zero), diagnostics) for one slice's ``y``
         given boolean ``folds`` ``(K, 1, *y.shape[1:])``, the held-out errors' ``weights``
         ``(1, *y.shape[1:])`` (or 1.0; see the class docstring) and the solves' ``spin``
-        (a seed, or None). Without ``compare_starts`` no other start is solved: the
-        ladder's start stands (a choice per volume, whose slices follow the ladder's path)."""
+        (a seed, or None)."""
         import sigpy as sp
 
         xp = sp.get_array_module(y)
@@ -413,7 +412,7 @@ class SigpyRecon(Method):
             record["refinement"] = {"lamdas": list(tried), "validation_errors": [e for e, _ in tried.values()]}
         candidates = {self.ladder: (error, mean)}  # start: (held-out error, the folds' mean)
         other = "zero" if self.ladder == "warm" else "warm"
-        if compare_starts and (self.start == "auto" or self.start == other == "warm"):  # the other start's folds
+        if self.start == "auto" or self.start == other == "warm":  # the folds at the chosen λ, the other start
             if other == "zero":
                 xs = fold_solves(lamda, zeros)
             else:
@@ -425,7 +424,7 @@ class SigpyRecon(Method):
         start = min(candidates, key=lambda s: candidates[s][0]) if self.start == "auto" else self.start
         return lamda, candidates[start][1] if start == "warm" else None, {"lamda": lamda, **record, "start": start}
 
-    def _choose(self, y, physics, b: int, spin, compare_starts=True):
+    def _choose(self, y, physics, b: int, spin):
         """(λ, the final solve's start or None, diagnostics) for slice ``b`` of ``y``: by
         cross-validation with ``lamda="auto"``, else the fixed λ (scaled by the slice's
         noise std where ``noise_reference`` is set)."""
@@ -442,8 +441,7 @@ class SigpyRecon(Method):
         one = physics.select([b])
         folds = one.validation_folds(y[b:b + 1], self.folds, rng)[:, 0]
         weights = tensor_to_array(one.validation_weights()) if self.weighted_holdout else 1.0
-        return self._auto_lamda(physics.linop(b), tensor_to_array(y[b]), tensor_to_array(folds), weights, spin,
-                                compare_starts)
+        return self._auto_lamda(physics.linop(b), tensor_to_array(y[b]), tensor_to_array(folds), weights, spin)
 
     @property
     def chooses_per_volume(self) -> bool:
@@ -458,8 +456,9 @@ class SigpyRecon(Method):
 
         if not self.chooses_per_volume:
             return self, {}
+        chooser = self.replace(start=self.ladder, scope="slice")  # the slices follow the ladder's path: no other start
         with sp.get_device(tensor_to_array(y)), seeded_sigpy_random(0, y.device):
-            lamda, _, record = self._choose(y, physics, 0, self.seed if self.cycle_spin else None, False)
+            lamda, _, record = chooser._choose(y, physics, 0, self.seed if self.cycle_spin else None)
         sigma, continuation = _noise_std(physics, y, 0), CONTINUATION if self.ladder == "warm" else 0
         return (self.replace(lamda=lamda, noise_reference=sigma, continuation=continuation),
                 {**record, "noise_std": sigma, "continuation": continuation})
