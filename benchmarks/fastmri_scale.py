@@ -6,7 +6,7 @@ with 2× readout oversampling; ``--coils``, ``--size``), or ``--data FILES`` (fa
 Every measurement runs in its own process with ``--threads`` OpenMP / BLAS / torch threads,
 so its peak resident memory is its own. Rows:
 
-* ``default``: ``reconstruct_volume`` with the method's defaults (λ chosen per slice);
+* ``default``: ``reconstruct_volume`` with the method's defaults (λ chosen once per volume);
 * ``fixed λ``: the same with ``-p lamda=<the λ the default chose>`` (one solve per slice);
 * ``sigpy``: ``EspiritCalib`` + ``SenseRecon`` / ``L1WaveletRecon`` / ``TotalVariationRecon``
   at that λ, 100 iterations, on the same masked, scaled k-space.

@@ -118,14 +118,14 @@ def test_l1_wavelets_ladder_solves_every_rung_from_zero_as_a_fixed_lamda_does(s1
 def test_after_a_zero_ladder_the_start_whose_folds_predict_better_wins(tmp_path, start):
     """With ``ladder=zero``, ``start=auto`` also runs the folds down a warm ladder to the
     chosen λ and starts the final solve where their held-out error is lower; the output is
-    the one that start given with ``-p`` writes. (TV so: on 30 synthetic and real-derived
-    cells +0.007 SSIM and −0.15 dB against its default warm ladder, see docs/real_data.md.)"""
+    the one that start given with ``-p`` writes."""
     from mri_genprior.experiments.synthetic import write_synthetic_file
 
     path = write_synthetic_file(tmp_path / "s8_64.h5", [80], (64, 64), 8, 0.02, 0)
     spec = MaskSpec("random", 8, 0.08)
     (auto, info), (fixed, fixed_info) = (
-        reconstruct_volume(path, make_method("tv", ladder="zero", max_iter=30, **params),
+        reconstruct_volume(path, make_method("tv", max_iter=30, fold_iter=0, refine=False,
+                                             **{"start": "auto", **params}),
                            ReconOptions(spec, device="cpu", progress=False))
         for params in ({}, {"start": start}))
     record = info["diagnostics"][0]
@@ -160,6 +160,8 @@ def test_the_final_solves_start_is_checked():
         make_method("l1-wavelet", start="cold")
     with pytest.raises(MriGenpriorError, match="start=warm applies to lamda=auto only"):
         make_method("l1-wavelet", start="warm", lamda=1e-3)
+    with pytest.raises(MriGenpriorError, match=r"parameter fold_iter: expected .* >= 1 \(0: max_iter\), got -1"):
+        make_method("tv", fold_iter=-1)
     with pytest.raises(MriGenpriorError, match="parameter ladder 'cold': choose from warm, zero"):
         make_method("tv", ladder="cold")
 

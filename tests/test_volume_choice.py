@@ -1,4 +1,4 @@
-"""λ chosen once per volume (``scope=volume``, L1-wavelet's and SENSE's default): the central slice's choice,
+"""λ chosen once per volume (``scope=volume``, the default of L1-wavelet, SENSE and TV): the central slice's choice,
 scaled per slice."""
 
 import numpy as np
@@ -11,9 +11,9 @@ from mri_genprior.recon import MaskSpec, ReconOptions, reconstruct_volume
 from mri_genprior.solvers import make_method
 
 
-@pytest.mark.parametrize("name", ["l1-wavelet", "sense"])
+@pytest.mark.parametrize("name", ["l1-wavelet", "sense", "tv"])
 def test_lamda_is_chosen_once_per_volume_and_scaled_by_each_slices_noise(name, synth_file):
-    """``scope=volume`` (the default of l1-wavelet and of sense): λ is cross-validated on the
+    """``scope=volume`` (the default of l1-wavelet, sense and tv): λ is cross-validated on the
     central slice only and every slice is solved once at λ σ_b / σ_ref; the recorded choice
     reproduces the output. (That it scores as a λ chosen for every slice does is measured on
     7-slice volumes in docs/real_data.md, "Once per volume".)"""
@@ -45,12 +45,12 @@ def test_lamda_is_chosen_once_per_volume_and_scaled_by_each_slices_noise(name, s
 
 
 def test_a_lamda_for_the_volume_needs_solves_from_zero_and_a_noise_reference_a_fixed_lamda():
-    for name, params in (("tv", {}), ("sense", {"start": "warm"})):
+    for name, params in (("tv", {"ladder": "warm", "refine": False}), ("sense", {"start": "warm"})):
         with pytest.raises(MriGenpriorError, match="scope=volume: needs ladder=zero start=zero"):
             make_method(name, scope="volume", **params)
     assert make_method("sense").chooses_per_volume and make_method("sense", start="warm").scope == "slice"
     warm = make_method("l1-wavelet", ladder="warm", refine=False)
-    assert make_method("tv").scope == warm.scope == "slice" and not warm.chooses_per_volume
+    assert make_method("tv", ladder="warm", refine=False).scope == warm.scope == "slice" and not warm.chooses_per_volume
     with pytest.raises(MriGenpriorError, match="noise_reference"):
         make_method("l1-wavelet", noise_reference=0.1)
     with pytest.raises(MriGenpriorError, match="continuation"):

@@ -53,7 +53,8 @@ register("zero-filled", ZeroFilled, "zero-filled root sum of squares")
 register("sense", SigpyRecon, "CG-SENSE, λ‖x‖² (Pruessmann et al., MRM 1999)", regularizer="l2", max_iter=30)
 register("l1-wavelet", SigpyRecon, "λ‖Ψx‖₁, Daubechies-4 (Lustig et al., MRM 2007)", regularizer="wavelet",
          ladder="zero", start="zero", cycle_spin=True, refine=True, weighted_holdout=False)
-register("tv", SigpyRecon, "total variation λ‖∇x‖₁ (Block et al., MRM 2007)", regularizer="tv")
+register("tv", SigpyRecon, "total variation λ‖∇x‖₁ (Block et al., MRM 2007)", regularizer="tv", max_iter=300,
+         ladder="zero", start="zero", refine=True, weighted_holdout=False)
 register("csgm", TrainedPrior, "min_z ‖A G(z) − y‖² + λ‖z‖², restarts (Bora et al., ICML 2017)")
 register("sign-flip", TrainedPrior, "csgm + jump to −z when f(−z) < f(z) (Hand & Voroninski, COLT 2018)",
          sign_flip_every=10)

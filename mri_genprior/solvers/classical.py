@@ -9,12 +9,12 @@ regularizer    R(x)                                    SigPy solver (as ``sigpy.
 =============  =====================================  ==========================================
 ``l2``         λ‖x‖² (``SenseRecon``)                  conjugate gradient
 ``wavelet``    λ‖Ψx‖₁, Ψ Daubechies-4 (``L1WaveletRecon``)  proximal gradient
-``tv``         λ‖∇x‖₁ (``TotalVariationRecon``)        primal-dual hybrid gradient, dual step √λ
+``tv``         λ‖∇x‖₁ (``TotalVariationRecon``)        primal-dual hybrid gradient, dual step 0.3√λ
 =============  =====================================  ==========================================
 
 The wavelet threshold can be cycle-spun (``cycle_spin``, :class:`CycleSpin`; the
 ``l1-wavelet`` method's default); TV's finite differences are shift-invariant already.
-TV's primal-dual steps are balanced to λ: dual step σ = √λ, primal step
+TV's primal-dual steps are balanced to λ: dual step σ = 0.3√λ (:data:`TV_DUAL`), primal step
 τ = 1 / (σ‖[A; ∇]‖²) (SigPy's default σ = 1 leaves 100 iterations far from converged).
 docs/real_data.md has the measurements behind both.
 
@@ -50,6 +50,7 @@ class ZeroFilled(Method):
 
 
 WAVELET = "db4"  # the wavelet regularizer's transform (wavelet_span reads its levels from the same name)
+TV_DUAL = 0.3  # TV's primal-dual dual step σ = TV_DUAL √λ (converged in 300 iterations, docs/real_data.md)
 
 
 class Regularizer:
@@ -106,8 +107,8 @@ class WaveletL1(Regularizer):
 
 class TotalVariation(Regularizer):
     """``λ‖∇x‖₁``: primal-dual hybrid gradient (SigPy's ``TotalVariationRecon``) with dual step
-    σ = √λ (the dual variable of λ‖·‖₁ is bounded by λ while the image is of order 1) and
-    primal step 1 / (σ‖[A; ∇]‖²)."""
+    σ = :data:`TV_DUAL` √λ (the dual variable of λ‖·‖₁ is bounded by λ while the image is of
+    order 1) and primal step 1 / (σ‖[A; ∇]‖²)."""
 
     def terms(self, shape, lamda):
         import sigpy as sp
@@ -119,7 +120,7 @@ class TotalVariation(Regularizer):
                 return lamda * sp.get_array_module(x).sum(abs(x)).item()
 
         return {"proxg": sp.prox.L1Reg(gradient.oshape, lamda), "g": g, "G": gradient,
-                "sigma": lamda ** 0.5 if lamda > 0 else 1.0}  # 1.0: SigPy's σ (λ = 0: least squares)
+                "sigma": TV_DUAL * lamda ** 0.5 if lamda > 0 else 1.0}  # 1.0: SigPy's σ (λ = 0: least squares)
 
     def step_operator(self, linop):
         import sigpy as sp
@@ -276,7 +277,9 @@ class SigpyRecon(Method):
     could have missed (outside the calibration region; eighths of phase-encode lines for
     1-D Cartesian masks, see ``SensePhysics.validation_folds``) into ``folds`` sets; for each set left out, the solves run down the
     ladder :data:`LADDER` (largest λ first; with ``ladder="warm"`` each warm-started from
-    the last, with ``"zero"`` each from zero, the solve a fixed λ runs), and the λ
+    the last, with ``"zero"`` each from zero, the solve a fixed λ runs; ``fold_iter``
+    iterations each, 0: ``max_iter``; fewer save time but bias the choice toward larger λ
+    where the fold solves are not converged, docs/real_data.md), and the λ
     whose solutions best predict the left-out samples wins (their squared errors summed
     over the folds; with ``weighted_holdout``, each weighted by
     ``physics.validation_weights()``, on Cartesian k-space the distance from the centre),
@@ -313,7 +316,7 @@ class SigpyRecon(Method):
     regulariser that ``continues`` (``l2``, ``start`` not ``"warm"``) a ``continuation``:
     :data:`CONTINUATION` iterations at each rung above λ_b (scaled alike), each from the
     last, then λ_b. ``scope="slice"`` chooses λ for every slice; ``"auto"`` is ``"volume"``
-    where these conditions hold (``l1-wavelet``, ``sense``), else ``"slice"`` (``tv``).
+    where these conditions hold (every registered method), else ``"slice"``.
     ``noise_reference`` (σ_ref; it turns on that scaling) and ``continuation`` are set by
     :meth:`for_volume`, or by the caller with a fixed λ.
     """
@@ -321,6 +324,7 @@ class SigpyRecon(Method):
     regularizer: str = "wavelet"
     lamda: Union[float, str] = "auto"
     max_iter: int = 100
+    fold_iter: int = 0
     folds: int = 4
     weighted_holdout: bool = True
     ladder: str = "warm"
@@ -350,6 +354,9 @@ class SigpyRecon(Method):
                                    f"not {self.regularizer!r}")
         if self.max_iter < 1:
             raise MriGenpriorError(f"parameter max_iter: expected a number of iterations >= 1, got {self.max_iter}")
+        if self.fold_iter < 0:
+            raise MriGenpriorError(f"parameter fold_iter: expected a number of iterations >= 1 (0: max_iter), "
+                                   f"got {self.fold_iter}")
         check_choice("parameter scope", self.scope, SCOPES)
         once = (self.ladder, self.start) == ("zero", "zero") or (
             self.ladder == "warm" and self.start != "warm" and REGULARIZERS[self.regularizer].continues)
@@ -386,7 +393,8 @@ class SigpyRecon(Method):
             return sum(float(xp.sum(weights * xp.abs(h * (linop(x) - y)) ** 2)) for h, x in zip(held, xs))
 
         def fold_solves(lamda, starts):
-            return [_solve(op, data, self.regularizer, lamda, self.max_iter, x=x, spin=spin, bound=bound)
+            return [_solve(op, data, self.regularizer, lamda, self.fold_iter or self.max_iter, x=x, spin=spin,
+                           bound=bound)
                     for (op, data, bound), x in zip(train, starts)]
 
         zeros = [None] * len(held)
